@@ -1,0 +1,24 @@
+"""The broker port and its two adapters: RabbitMQ (amqp) and an embedded durable SQLite transport."""
+from hub.transport.base import (
+    Delivery,
+    Handler,
+    PublishNotConfirmed,
+    Reject,
+    Retry,
+    RetryPolicy,
+    Transport,
+    TransportError,
+    open_transport,
+)
+
+__all__ = [
+    "Delivery",
+    "Handler",
+    "PublishNotConfirmed",
+    "Reject",
+    "Retry",
+    "RetryPolicy",
+    "Transport",
+    "TransportError",
+    "open_transport",
+]

@@ -1,0 +1,529 @@
+"""The RabbitMQ transport (pika): durable quorum queues, publisher confirms, manual acks.
+
+For a queue Q the broker holds:
+  Q                 quorum; a rejected message is dead-lettered to Q.parking
+  Q.retry.<ms>      one per distinct retry delay: a failed message is copied here with its
+                    x-attempt header raised by one, waits out the TTL, and is dead-lettered back to Q
+  Q.parking         quorum; what an operator must look at
+All go through the default exchange. pika is not thread-safe, so every thread has its own
+connections: a consumer owns one, and publishing uses one per thread (threading.local).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import pika
+import pika.exceptions as px
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+
+from hub.transport.base import (
+    Delivery, Handler, Item, PublishNotConfirmed, Reject, RetryPolicy, TransportError, parking_queue,
+)
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+class ConnectionLost(TransportError):
+    """The batch publisher's connection went away before the batch was confirmed."""
+
+
+# What a dead connection or channel looks like; these are retried, everything else is raised.
+_CONNECTION_ERRORS = (px.AMQPConnectionError, px.ChannelClosed, px.ChannelWrongStateError, ConnectionLost, OSError)
+_REFUSALS = frozenset({403, 404, 405, 406})  # access refused, not found, locked, precondition failed
+_BROKER_HEADERS = frozenset({"x-attempt", "x-delivery-count", "x-death"})
+_BROKER_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
+
+
+def _user_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The sender's headers, without the broker's and this transport's bookkeeping."""
+    return {
+        k: v for k, v in (headers or {}).items()
+        if k not in _BROKER_HEADERS and not k.startswith(_BROKER_HEADER_PREFIXES)
+    }
+
+
+def _delivery(queue: str, method: Any, props: pika.BasicProperties, body: bytes) -> Delivery:
+    headers = props.headers or {}
+    return Delivery(queue, props.message_id or "", body, _user_headers(headers),
+                    int(headers.get("x-attempt", 1)), bool(method.redelivered))
+
+
+def retry_queue(queue: str, delay_ms: int) -> str:
+    return f"{queue}.retry.{delay_ms}"
+
+
+class _Backoff:
+    """Exponential, 0.2 s doubling up to 10 s, with jitter so consumers do not reconnect in lockstep."""
+
+    def __init__(self, first: float = 0.2, cap: float = 10.0) -> None:
+        self.first, self.cap, self.n = first, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.first * 2 ** self.n)
+        self.n += 1
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.n = 0
+
+
+class AmqpTransport:
+    def __init__(
+        self,
+        url: str,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        connection_name: str = "wib-hub",
+        confirm_timeout_s: float = 30.0,
+    ) -> None:
+        self.retry = retry
+        self.connection_name = connection_name
+        self.confirm_timeout_s = confirm_timeout_s
+        self._params = pika.URLParameters(url)
+        query = parse_qs(urlsplit(url).query)
+        if "heartbeat" not in query:
+            self._params.heartbeat = 30
+        if "blocked_connection_timeout" not in query:
+            self._params.blocked_connection_timeout = 60
+        self._delays = sorted(set(retry.delays_ms))
+        self._local = threading.local()
+        self._connections: weakref.WeakSet[pika.BlockingConnection] = weakref.WeakSet()
+        self._closed = threading.Event()
+        self._batches = BatchPublisher(functools.partial(self._parameters, "batch-publisher"))
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _parameters(self, role: str) -> pika.URLParameters:
+        params = copy.copy(self._params)
+        if params.client_properties is None:  # names the connection in the management UI
+            params.client_properties = {"connection_name": f"{self.connection_name} {role}"}
+        return params
+
+    def _connect(self, role: str) -> pika.BlockingConnection:
+        return pika.BlockingConnection(self._parameters(role))
+
+    def _publisher(self) -> BlockingChannel:
+        """This thread's confirming channel, (re)opened as needed."""
+        ch = getattr(self._local, "channel", None)
+        if ch is not None and ch.is_open:
+            return ch
+        self._drop_publisher()
+        conn = self._connect(f"publisher {threading.current_thread().name}")
+        self._connections.add(conn)
+        ch = conn.channel()
+        ch.confirm_delivery()
+        self._local.connection, self._local.channel = conn, ch
+        return ch
+
+    def _drop_publisher(self) -> None:
+        conn = getattr(self._local, "connection", None)
+        self._local.connection = self._local.channel = None
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except Exception:  # it is being thrown away anyway
+                pass
+
+    def _with_publisher(self, op: Callable[[BlockingChannel], T]) -> T:
+        """Runs op on this thread's channel; a dead connection is replaced and op tried once more."""
+        self._check_open()
+        for attempt in (1, 2):
+            try:
+                return op(self._publisher())
+            except px.ChannelClosedByBroker as exc:
+                if exc.reply_code in _REFUSALS:  # the broker said no: not a dead connection
+                    raise
+                error: Exception = exc
+            except _CONNECTION_ERRORS as exc:
+                error = exc
+            self._drop_publisher()
+            if attempt == 1:
+                log.warning("transport.publisher_reconnect", error=type(error).__name__)
+        raise TransportError(f"broker unreachable: {type(error).__name__}") from error
+
+    def _with_channel(self, op: Callable[[BlockingChannel], T]) -> T:
+        """Runs op on a short-lived channel of this thread's connection: a broker refusal
+        (404, 406) closes that channel, never the publisher's."""
+
+        def run(publisher: BlockingChannel) -> T:
+            ch = publisher.connection.channel()
+            try:
+                return op(ch)
+            finally:
+                if ch.is_open:
+                    ch.close()
+
+        return self._with_publisher(run)
+
+    def _keep_publisher_alive(self) -> None:
+        """Lets this thread's publisher connection answer heartbeats while the thread consumes."""
+        conn = getattr(self._local, "connection", None)
+        if conn is not None and conn.is_open:
+            try:
+                conn.process_data_events(time_limit=0)
+            except _CONNECTION_ERRORS:
+                self._drop_publisher()
+
+    # --- the port ---------------------------------------------------------------------------
+
+    def declare(self, queue: str) -> None:
+        def run(ch: BlockingChannel) -> None:
+            ch.queue_declare(parking_queue(queue), durable=True, arguments={"x-queue-type": "quorum"})
+            for delay in self._delays:
+                # Classic, not quorum: quorum queues only gained message TTL in 3.10, while a classic
+                # queue with one TTL expires in arrival order at its head and dead-letters promptly.
+                # A retry copy is a delay, not the record: the original stays unacked in Q until
+                # its copy is confirmed here.
+                ch.queue_declare(retry_queue(queue, delay), durable=True, arguments={
+                    "x-queue-type": "classic",
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue,
+                })
+            ch.queue_declare(queue, durable=True, arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": parking_queue(queue),
+                # at-least-once: a rejected message leaves Q only once Q.parking has confirmed it
+                # (this strategy requires the reject-publish overflow mode).
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            })
+
+        try:
+            self._with_channel(run)
+        except px.ChannelClosedByBroker as exc:
+            raise TransportError(f"cannot declare queue {queue!r}: {exc.reply_text}") from exc
+
+    def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
+        props = message_properties(message_id, headers)
+
+        def run(ch: BlockingChannel) -> None:
+            try:
+                ch.basic_publish("", queue, body, props, mandatory=True)
+            except px.UnroutableError as exc:
+                raise PublishNotConfirmed(f"unroutable: no queue {queue!r}") from exc
+            except px.NackError as exc:
+                raise PublishNotConfirmed(f"nacked by the broker (queue {queue!r})") from exc
+
+        self._with_publisher(run)
+
+    def publish_many(self, items: Sequence[Item]) -> None:
+        self._check_open()
+        if not items:
+            return
+        timeout = self.confirm_timeout_s + len(items) / 1000
+        for attempt in (1, 2):
+            try:
+                self._batches.publish(items, timeout)
+                return
+            except ConnectionLost as exc:
+                if attempt == 2:
+                    raise TransportError(f"broker unreachable: {exc}") from exc
+                log.warning("transport.publisher_reconnect", error=type(exc).__name__, batch=len(items))
+
+    def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
+        backoff = _Backoff()
+        while not self._stopping(stop):
+            conn = None
+            try:
+                conn = self._connect(f"consumer {queue}")
+                ch = conn.channel()
+                ch.basic_qos(prefetch_count=prefetch)
+                self.declare(queue)
+                ch.basic_consume(queue, functools.partial(self._on_message, queue, handler, stop), auto_ack=False)
+                log.info("transport.consuming", queue=queue, transport="amqp")
+                backoff.reset()
+                last_keepalive = time.monotonic()
+                while not self._stopping(stop):
+                    conn.process_data_events(time_limit=0.2)
+                    if time.monotonic() - last_keepalive > 5:
+                        self._keep_publisher_alive()
+                        last_keepalive = time.monotonic()
+            except Exception as exc:  # broker gone, channel closed, retry copy not confirmed, ...
+                if self._stopping(stop):
+                    break
+                delay = backoff.next()
+                log.warning("transport.consumer_reconnect", queue=queue, error=type(exc).__name__,
+                            retry_in_s=round(delay, 2))
+                stop.wait(delay)
+            finally:
+                # Closing without acking hands unacked deliveries back to the broker (redelivered).
+                if conn is not None and conn.is_open:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+        log.info("transport.consumer_stopped", queue=queue, transport="amqp")
+
+    def _on_message(self, queue: str, handler: Handler, stop: threading.Event, ch: BlockingChannel,
+                    method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        if self._stopping(stop):
+            return  # left unacked: the broker gives it back when this connection closes
+        delivery = _delivery(queue, method, props, body)
+        try:
+            handler(delivery)
+        except Reject:
+            log.warning("transport.rejected", queue=queue, message_id=delivery.message_id, attempt=delivery.attempt)
+            ch.basic_reject(method.delivery_tag, requeue=False)
+        except Exception as exc:  # Retry or a failure: both are retried
+            if self.retry.exhausted(delivery.attempt):
+                log.warning("transport.parked", queue=queue, message_id=delivery.message_id,
+                            attempt=delivery.attempt, error=type(exc).__name__)
+                ch.basic_reject(method.delivery_tag, requeue=False)
+                return
+            log.info("transport.retry", queue=queue, message_id=delivery.message_id,
+                     attempt=delivery.attempt, error=type(exc).__name__)
+            # The copy is confirmed before the original is acked: a crash in between duplicates,
+            # it never loses.
+            self.publish(retry_queue(queue, self.retry.delay_ms(delivery.attempt)), delivery.message_id,
+                         body, {**delivery.headers, "x-attempt": delivery.attempt + 1})
+            ch.basic_ack(method.delivery_tag)
+        else:
+            ch.basic_ack(method.delivery_tag)
+
+    def parked(self, queue: str) -> list[Delivery]:
+        """Reads the parking queue by getting every message unacked, then handing all back."""
+        name = parking_queue(queue)
+
+        def run(ch: BlockingChannel) -> list[Delivery]:
+            out: list[Delivery] = []
+            while True:
+                method, props, body = ch.basic_get(name, auto_ack=False)
+                if method is None:
+                    break
+                out.append(_delivery(name, method, props, body))
+            if out:
+                ch.basic_nack(delivery_tag=0, multiple=True, requeue=True)
+            return out
+
+        return self._ignoring_missing(run, [])
+
+    def depth(self, queue: str) -> int:
+        return self._ignoring_missing(
+            lambda ch: ch.queue_declare(queue, passive=True).method.message_count, 0)
+
+    def purge(self, queue: str) -> None:
+        for name in (queue, *(retry_queue(queue, d) for d in self._delays), parking_queue(queue)):
+            self._ignoring_missing(lambda ch, name=name: ch.queue_purge(name), None)
+
+    def ping(self) -> bool:
+        try:
+            self._with_channel(lambda ch: None)  # a channel open/close is a round trip to the broker
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self._closed.set()
+        self._batches.close()
+        for conn in list(self._connections):
+            try:
+                if conn.is_open:
+                    conn.close()
+            except Exception:  # shutting down: a connection already gone is fine
+                pass
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _ignoring_missing(self, op: Callable[[BlockingChannel], T], missing: T) -> T:
+        try:
+            return self._with_channel(op)
+        except px.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return missing
+            raise TransportError(exc.reply_text) from exc
+
+    def _stopping(self, stop: threading.Event) -> bool:
+        return stop.is_set() or self._closed.is_set()
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise TransportError("transport is closed")
+
+
+# --- publish_many: one SelectConnection with asynchronous confirms ------------------------------
+#
+# A BlockingChannel in confirm mode waits for each message's confirm before sending the next.
+# Measured here (RabbitMQ 3.10, one node, quorum queue, 1 KiB messages, batches of 500):
+#   BlockingChannel, confirm per message        ~1,300-1,600 msg/s
+#   tx_select / tx_commit per batch             ~11,000-15,000 msg/s
+#   SelectConnection, asynchronous confirms     ~22,000-23,000 msg/s (as built below: ~21,000-25,000)
+# so publish_many sends the whole batch at once on a background I/O thread and returns when the
+# broker has acked every delivery tag of it (the broker acks persistent messages to quorum queues
+# once a majority has them on disk). A nack or a return (unroutable) fails the batch.
+
+
+def message_properties(message_id: str, headers: Mapping[str, Any] | None) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id,
+        headers=dict(headers) if headers else None,
+    )
+
+
+class _Batch:
+    def __init__(self, message_ids: set[str]) -> None:
+        self.message_ids = message_ids
+        self.unconfirmed = 0
+        self.error: TransportError | None = None
+        self.done = threading.Event()
+
+    def fail(self, error: TransportError) -> None:
+        if self.error is None:
+            self.error = error
+        self.done.set()
+
+
+class _ConfirmingConnection:
+    """One SelectConnection and its I/O thread. Everything but publish() runs on that thread."""
+
+    def __init__(self, params: pika.URLParameters, open_timeout: float = 10.0) -> None:
+        self.channel: Any = None
+        self.seq = 0
+        self.outstanding: dict[int, _Batch] = {}  # delivery tag → its batch, in tag order
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self.connection = pika.SelectConnection(
+            params, on_open_callback=self._on_open, on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_close,
+        )
+        self.thread = threading.Thread(target=self.connection.ioloop.start, name="amqp-batch-publisher", daemon=True)
+        self.thread.start()
+        if not self._ready.wait(open_timeout) or self.channel is None:
+            self.close()
+            raise ConnectionLost(f"cannot open: {type(self._open_error).__name__ if self._open_error else 'timeout'}")
+
+    @property
+    def usable(self) -> bool:
+        return self.thread.is_alive() and self.channel is not None and self.channel.is_open
+
+    def publish(self, items: Sequence[Item], timeout: float) -> None:
+        batch = _Batch({mid for _, mid, _, _ in items})
+        self.connection.ioloop.add_callback_threadsafe(functools.partial(self._send, batch, items))
+        deadline = time.monotonic() + timeout
+        while not batch.done.wait(0.2):
+            if not self.thread.is_alive():
+                batch.fail(ConnectionLost("connection closed"))
+            elif time.monotonic() > deadline:
+                raise PublishNotConfirmed(f"no confirm within {timeout:.0f} s")
+        if batch.error is not None:
+            raise batch.error
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.connection.ioloop.add_callback_threadsafe(self._close)
+            self.thread.join(5)
+
+    # on the I/O thread ---------------------------------------------------------------------
+
+    def _send(self, batch: _Batch, items: Sequence[Item]) -> None:
+        if self.channel is None or not self.channel.is_open:
+            batch.fail(ConnectionLost("channel closed"))
+            return
+        try:
+            for queue, message_id, body, headers in items:
+                self.channel.basic_publish("", queue, body, message_properties(message_id, headers), mandatory=True)
+                self.seq += 1
+                self.outstanding[self.seq] = batch
+                batch.unconfirmed += 1
+        except Exception as exc:
+            batch.fail(ConnectionLost(type(exc).__name__))
+
+    def _on_open(self, connection: Any) -> None:
+        connection.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, channel: Any) -> None:
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+
+        def confirming(_frame: Any) -> None:
+            self.channel = channel
+            self._ready.set()
+
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=confirming)
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        if method.multiple:
+            tags = list(itertools.takewhile(lambda t: t <= method.delivery_tag, self.outstanding))
+        else:
+            tags = [method.delivery_tag]
+        for tag in tags:
+            batch = self.outstanding.pop(tag, None)
+            if batch is None:
+                continue
+            if not acked:
+                batch.fail(PublishNotConfirmed("nacked by the broker"))
+            batch.unconfirmed -= 1
+            if batch.unconfirmed == 0:
+                batch.done.set()
+
+    def _on_return(self, _channel: Any, method: Any, props: Any, _body: bytes) -> None:
+        # A return precedes its confirm; the message id finds the batch it belongs to.
+        for batch in {id(b): b for b in self.outstanding.values()}.values():
+            if props.message_id in batch.message_ids:
+                batch.fail(PublishNotConfirmed(f"unroutable: no queue {method.routing_key!r}"))
+
+    def _on_channel_closed(self, _channel: Any, reason: Exception) -> None:
+        self.channel = None
+        if self.connection.is_open:
+            self.connection.close()
+        self._fail_outstanding(reason)
+
+    def _on_open_error(self, _connection: Any, error: BaseException) -> None:
+        self._open_error = error
+        self._ready.set()
+        self.connection.ioloop.stop()
+
+    def _on_close(self, _connection: Any, reason: Exception) -> None:
+        self.channel = None
+        self._fail_outstanding(reason)
+        self._ready.set()
+        self.connection.ioloop.stop()
+
+    def _close(self) -> None:
+        if self.connection.is_closed:
+            self.connection.ioloop.stop()
+        elif not self.connection.is_closing:
+            self.connection.close()  # _on_close stops the loop
+
+    def _fail_outstanding(self, reason: Exception) -> None:
+        for batch in self.outstanding.values():
+            batch.fail(ConnectionLost(type(reason).__name__))
+        self.outstanding.clear()
+
+
+class BatchPublisher:
+    """Hands batches to the current confirming connection, opening a new one when it died."""
+
+    def __init__(self, parameters: Callable[[], pika.URLParameters]) -> None:
+        self._parameters = parameters
+        self._lock = threading.Lock()
+        self._current: _ConfirmingConnection | None = None
+
+    def publish(self, items: Sequence[Item], timeout: float) -> None:
+        with self._lock:
+            if self._current is None or not self._current.usable:
+                if self._current is not None:
+                    self._current.close()
+                self._current = _ConfirmingConnection(self._parameters())
+            current = self._current
+        current.publish(items, timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._current is not None:
+                self._current.close()
+                self._current = None
