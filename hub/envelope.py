@@ -1,0 +1,57 @@
+"""The one message shape that crosses the hub: ids, flow, sender, recipients, purpose, payload."""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+def canonical_json(value: Any) -> bytes:
+    """Stable bytes for hashing: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def payload_hash(payload: Any) -> str:
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    message_id: str
+    flow_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    purpose: int
+    correlation_id: str
+    payload: dict[str, Any]
+    dossier_id: str | None = None
+    acting_person: str | None = None
+    received_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def payload_hash(self) -> str:
+        return payload_hash(self.payload)
+
+    def to_bytes(self) -> bytes:
+        data = asdict(self)
+        data["recipients"] = list(self.recipients)
+        data["received_at"] = self.received_at.isoformat()
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "Envelope":
+        data = json.loads(raw)
+        data["recipients"] = tuple(data["recipients"])
+        data["received_at"] = datetime.fromisoformat(data["received_at"])
+        return cls(**data)

@@ -1,0 +1,35 @@
+"""Settings, read once from the environment (prefix HUB_). One place decides every knob."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="where the embedded default keeps its files")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    broker_url: str | None = Field(None, description="amqp://… for RabbitMQ; default: embedded SQLite transport in data_dir")
+    contracts_dir: Path | None = Field(None, description="flow registry and contracts; default: the repository's contracts/")
+    max_body_bytes: int = Field(10 * 1024 * 1024, description="largest accepted request body")
+    token_ttl_seconds: int = Field(300, description="lifetime of an access token")
+    token_key: str | None = Field(None, description="HS256 key for access tokens")
+    token_key_file: Path | None = Field(None, description="file holding that key; default: generated into data_dir")
+    clients_file: Path | None = Field(None, description="party client secrets (JSON); default: generated into data_dir")
+    queue_prefix: str = Field("", description="prefix of every queue name, to share one broker between hubs")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    relay_batch: int = 500
+    worker_prefetch: int = 200
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+
+    def resolved_clients_file(self) -> Path:
+        return self.clients_file or self.data_dir / "clients.json"

@@ -1,0 +1,106 @@
+"""The hub's tables: dossiers, messages, outbox, deliveries (the inbox) and the audit trail.
+
+The migrations in migrations/versions/ create exactly these; a test compares the two.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# JSON on SQLite, JSONB-compatible JSON on PostgreSQL
+Json = JSON().with_variant(JSON(none_as_null=True), "postgresql")
+
+dossiers = Table(
+    "dossiers", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("application_kind", String(32), nullable=False),
+    Column("category", String(40), nullable=False),
+    Column("competent_region", String(40), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("residence_outcome", String(16)),
+    Column("work_outcome", String(16)),
+    Column("application", Json, nullable=False),   # the stored application, documents included
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("flow_id", String(80), nullable=False),
+    Column("sender", String(64), nullable=False),
+    Column("recipients", Json, nullable=False),
+    Column("purpose", Integer, nullable=False),
+    Column("dossier_id", String(36), index=True),
+    Column("correlation_id", String(64), nullable=False),
+    Column("acting_person", String(128)),
+    Column("payload_hash", String(64), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("relayed_at", DateTime(timezone=True)),
+)
+Index("ix_outbox_pending", outbox.c.id, sqlite_where=outbox.c.relayed_at.is_(None),
+      postgresql_where=outbox.c.relayed_at.is_(None))
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("flow_id", String(80), nullable=False),
+    Column("sender", String(64), nullable=False),
+    Column("dossier_id", String(36)),
+    Column("correlation_id", String(64), nullable=False),
+    Column("purpose", Integer, nullable=False),
+    Column("data_categories", Json, nullable=False),
+    Column("payload", Json, nullable=False),        # the need-to-know projection for this recipient
+    Column("attachments", Json),                    # e.g. the stored application, projected likewise
+    Column("delivered_at", DateTime(timezone=True), nullable=False),
+    Column("acked_at", DateTime(timezone=True)),
+    UniqueConstraint("message_id", "recipient", name="uq_delivery_message_recipient"),
+)
+Index("ix_deliveries_inbox", deliveries.c.recipient, deliveries.c.acked_at, deliveries.c.id)
+Index("ix_deliveries_dossier", deliveries.c.dossier_id, deliveries.c.recipient)
+
+audit_events = Table(
+    "audit_events", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("event", String(24), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("flow_id", String(80)),
+    Column("message_id", String(64)),
+    Column("correlation_id", String(64)),
+    Column("dossier_id", String(36)),
+    Column("actor", String(64)),
+    Column("acting_person", String(128)),
+    Column("recipient", String(64)),
+    Column("purpose", Integer),
+    Column("legal_basis", Json),
+    Column("data_categories", Json),
+    Column("reason", Text),
+    Column("payload_hash", String(64)),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_dossier", audit_events.c.dossier_id)
+Index("ix_audit_message", audit_events.c.message_id)
+
+# The chain head: one row, locked by every append so the chain stays a line under concurrency.
+audit_head = Table(
+    "audit_head", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
