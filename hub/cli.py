@@ -1,0 +1,140 @@
+"""The `wib-hub` command."""
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub.errors import RegistryError
+from hub.settings import Settings
+
+app = typer.Typer(help="wib-hub: the data-exchange hub of the single-permit platform.", no_args_is_help=True)
+flows_app = typer.Typer(help="The flow registry (the protocol agreement as data).", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail: who exchanged or consulted what, why and when.",
+                        no_args_is_help=True)
+app.add_typer(flows_app, name="flows")
+app.add_typer(audit_app, name="audit")
+console = Console()
+
+
+def _build(settings: Settings | None = None):
+    from hub.bootstrap import build_hub
+    try:
+        return build_hub(settings)
+    except RegistryError as err:
+        console.print(f"[red]flow registry refused[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
+        raise typer.Exit(2) from err
+
+
+def _run_api(hub, host: str, port: int) -> None:
+    import uvicorn
+    from hub.api.app import create_app
+    uvicorn.run(create_app(hub), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def serve(host: Annotated[Optional[str], typer.Option()] = None,
+          port: Annotated[Optional[int], typer.Option()] = None) -> None:
+    """Everything in one process: API + outbox relay + route workers (embedded default: SQLite + embedded transport)."""
+    settings = Settings()
+    hub = _build(settings)
+    hub.start_workers()
+    host, port = host or settings.host, port or settings.port
+    console.print(f"wib-hub serving on http://{host}:{port}  (store: {hub.engine.url.get_backend_name()}, "
+                  f"broker: {type(hub.transport).__name__}; client secrets in {settings.resolved_clients_file()})")
+    try:
+        _run_api(hub, host, port)
+    finally:
+        hub.close()
+
+
+@app.command()
+def api(host: Annotated[Optional[str], typer.Option()] = None,
+        port: Annotated[Optional[int], typer.Option()] = None) -> None:
+    """The API alone (run workers beside it with `wib-hub worker`)."""
+    settings = Settings()
+    hub = _build(settings)
+    try:
+        _run_api(hub, host or settings.host, port or settings.port)
+    finally:
+        hub.close()
+
+
+@app.command()
+def worker(routers: Annotated[int, typer.Option(help="route consumers in this process")] = 2) -> None:
+    """Outbox relay and route consumers, until SIGINT/SIGTERM."""
+    hub = _build()
+    hub.start_workers(routers=routers)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    console.print(f"wib-hub worker running ({routers} route consumers)")
+    done.wait()
+    hub.close()
+
+
+@flows_app.command("check")
+def flows_check(contracts_dir: Annotated[Optional[Path], typer.Option()] = None) -> None:
+    """Load and cross-check every flow, party and contract; name the file and field of any fault."""
+    from hub.flows import default_contracts_dir, load_registry
+    try:
+        registry = load_registry(contracts_dir or Settings().contracts_dir or default_contracts_dir())
+    except RegistryError as err:
+        console.print(f"[red]✗[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
+        raise typer.Exit(2) from err
+    table = Table(title=f"{len(registry.flows)} flows, {len(registry.parties)} parties, "
+                        f"{len(registry.contracts)} message contracts")
+    for col in ("flow", "purpose", "senders", "recipients", "contract", "categories", "open"):
+        table.add_column(col)
+    for f in registry.flows.values():
+        table.add_row(f.id, f"Art. 10 {f.purpose}°", ", ".join(f.senders),
+                      ", ".join(r.party for r in f.recipients), f.message,
+                      ", ".join(sorted(f.data_categories)), "yes" if f.enabled else "no")
+    console.print(table)
+    console.print("[green]✓ registry valid[/green]")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; say "intact" or name the first bad event."""
+    from hub import audit
+    from hub.store import open_engine
+    engine = open_engine(Settings().resolved_database_url())
+    report = audit.verify(engine)
+    console.print(("[green]" if report.intact else "[red]") + str(report))
+    raise typer.Exit(0 if report.intact else 1)
+
+
+@audit_app.command("tail")
+def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 20) -> None:
+    """The last events of the trail (hashes, never payloads)."""
+    from hub import audit
+    from hub.store import open_engine
+    rows = audit.tail(open_engine(Settings().resolved_database_url()), n)
+    table = Table(title=f"last {len(rows)} audit events")
+    for col in ("seq", "time", "event", "outcome", "flow", "actor", "recipient", "purpose", "dossier",
+                "categories", "reason", "hash"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["seq"]), r["ts"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], r["event"], r["outcome"],
+                      r["flow_id"] or "", r["actor"] or "", r["recipient"] or "",
+                      str(r["purpose"] or ""), (r["dossier_id"] or "")[:8],
+                      ",".join(r["data_categories"] or []), r["reason"] or "", r["hash"][:12])
+    console.print(table)
+
+
+@app.command()
+def demo(url: Annotated[Optional[str], typer.Option(help="a running hub; default: one on 127.0.0.1:8080 "
+                                                         "if it answers, else an in-process hub")] = None) -> None:
+    """Run the whole combined procedure for a synthetic applicant through every flow; print the timeline."""
+    from hub.demo import run_demo
+    raise typer.Exit(run_demo(console, url))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,202 @@
+"""`wib-hub demo`: the combined single-permit procedure end to end, over the real API.
+
+Two synthetic applicants: one goes all the way to the single act, the visa D and the municipality;
+the other is refused, and the other authorities learn only that a negative decision was taken.
+"""
+from __future__ import annotations
+
+import socket
+import tempfile
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from hub import samples
+from hub.settings import Settings
+
+PURPOSES = {
+    1: "EU single procedure", 2: "register applications", 3: "exchange between services",
+    4: "process residence for work", 5: "communicate with applicant/employer", 6: "follow-up",
+    7: "control", 8: "social inspection", 9: "public employment services",
+}
+
+
+@dataclass
+class Step:
+    flow: str
+    sender: str
+    recipients: list[str]
+    purpose: int
+    legal_basis: list[str]
+    categories: list[str]
+    ms: float
+
+
+@dataclass
+class DemoClient:
+    http: httpx.Client
+    secrets: dict[str, Any]
+    flows: dict[str, Any] = field(default_factory=dict)
+    timeline: list[Step] = field(default_factory=list)
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, party: str) -> dict[str, str]:
+        if party not in self._tokens:
+            r = self.http.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": party,
+                                                     "client_secret": self.secrets[party]["secret"]})
+            r.raise_for_status()
+            self._tokens[party] = r.json()["access_token"]
+        return {"Authorization": f"Bearer {self._tokens[party]}"}
+
+    def load_flows(self) -> None:
+        r = self.http.get("/v1/flows", headers=self.headers("dvz"))
+        r.raise_for_status()
+        self.flows = {f["id"]: f for f in r.json()["flows"]}
+
+    def apply(self, payload: dict[str, Any]) -> str:
+        start = time.perf_counter()
+        r = self.http.post("/v1/applications", json=payload, headers=self.headers("portal"))
+        _expect(r, 202)
+        body = r.json()
+        self._await("single-permit.application-submitted", "portal", body, start)
+        return body["dossier_id"]
+
+    def send(self, sender: str, flow: str, payload: dict[str, Any], recipients: list[str] | None = None) -> list:
+        start = time.perf_counter()
+        body = {"flow": flow, "payload": payload, "dossier_id": payload.get("dossier_id")}
+        if recipients:
+            body["recipients"] = recipients
+        r = self.http.post("/v1/messages", json=body, headers=self.headers(sender))
+        _expect(r, 202)
+        return self._await(flow, sender, r.json(), start)
+
+    def _await(self, flow: str, sender: str, accepted: dict[str, Any], start: float) -> list:
+        """Wait until every recipient has the message in its inbox, then acknowledge it there."""
+        items, categories = [], set()
+        for recipient in accepted["recipients"]:
+            item = self._pull(recipient, accepted["message_id"])
+            categories |= set(item["data_categories"])
+            items.append(item)
+        ms = (time.perf_counter() - start) * 1000
+        f = self.flows[flow]
+        self.timeline.append(Step(flow, sender, accepted["recipients"], f["purpose"], f["legal_basis"],
+                                  sorted(categories), ms))
+        for recipient, item in zip(accepted["recipients"], items):
+            _expect(self.http.post(f"/v1/inbox/{item['id']}/ack", headers=self.headers(recipient)), 200)
+        return items
+
+    def _pull(self, party: str, message_id: str, timeout: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.http.get("/v1/inbox", headers=self.headers(party))
+            _expect(r, 200)
+            for item in r.json()["items"]:
+                if item["message_id"] == message_id:
+                    return item
+            time.sleep(0.005)
+        raise TimeoutError(f"{party} did not receive {message_id} within {timeout:.0f} s")
+
+
+def _expect(r: httpx.Response, status: int) -> None:
+    if r.status_code != status:
+        raise RuntimeError(f"{r.request.method} {r.request.url.path} → {r.status_code}: {r.text[:300]}")
+
+
+def procedure(c: DemoClient) -> None:
+    """Applicant A: the whole combined procedure. Applicant B: refused (Art. 24)."""
+    a = c.apply(samples.synthetic_application(1))
+    c.send("region.flanders", "single-permit.additional-documents-requested", samples.sample_additional_documents_requested(a))
+    c.send("portal", "single-permit.additional-documents", samples.sample_additional_documents(a))
+    c.send("region.flanders", "single-permit.admissible-to-dvz", samples.sample_admissibility_decision(a))
+    c.send("dvz", "single-permit.residence-decision", samples.sample_residence_decision(a, outcome="granted"))
+    c.send("region.flanders", "single-permit.work-decision", samples.sample_work_decision(a, outcome="granted"))
+    c.send("dvz", "single-permit.single-act-notified", samples.sample_single_act(a))
+    c.send("dvz", "single-permit.authorisation-to-diplomatic-post", samples.sample_authorisation_notice(a, requested_document="visa_d"))
+    c.send("dvz", "single-permit.authorisation-to-municipality",
+           samples.sample_authorisation_notice(a, requested_document="temporary_residence_document"))
+
+    b = c.apply(samples.synthetic_application(2, "wallonia"))
+    c.send("region.wallonia", "single-permit.admissible-to-dvz", samples.sample_admissibility_decision(b, region="region.wallonia"))
+    c.send("dvz", "single-permit.residence-decision", samples.sample_residence_decision(b, outcome="refused"))
+    c.send("dvz", "single-permit.negative-decision-notice", samples.sample_negative_decision_notice(b),
+           recipients=["region.wallonia"])
+
+
+def render(console: Console, timeline: list[Step]) -> None:
+    table = Table(title="combined procedure — who sent what to whom, why, and how fast")
+    for col, kw in (("#", {"justify": "right"}), ("flow", {}), ("from", {}), ("to", {}),
+                    ("why (Art. 10)", {}), ("legal basis", {}), ("data delivered", {}),
+                    ("ms", {"justify": "right"})):
+        table.add_column(col, **kw)
+    for i, s in enumerate(timeline, 1):
+        table.add_row(str(i), s.flow, s.sender, ", ".join(s.recipients),
+                      f"{s.purpose}° {PURPOSES.get(s.purpose, '')}", ", ".join(s.legal_basis),
+                      ", ".join(s.categories) or "—", f"{s.ms:.1f}")
+    console.print(table)
+
+
+@contextmanager
+def in_process_hub(data_dir: Path) -> Iterator[tuple[str, Settings]]:
+    """A whole embedded hub (API + workers) on a free local port, for as long as the demo runs."""
+    import uvicorn
+
+    from hub.api.app import create_app
+    from hub.bootstrap import build_hub
+    settings = Settings(data_dir=data_dir, database_url=None, broker_url=None, clients_file=None)
+    hub = build_hub(settings)
+    hub.start_workers()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", settings
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        hub.close()
+
+
+def _running(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def run_demo(console: Console, url: str | None) -> int:
+    import json
+
+    from hub import audit
+    from hub.store import open_engine
+    settings = Settings()
+    url = url or (f"http://{settings.host}:{settings.port}" if _running(f"http://{settings.host}:{settings.port}")
+                  else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        if url is None:
+            console.print("no hub running: starting one in-process (embedded store and transport)")
+            context = in_process_hub(Path(tmp))
+        else:
+            console.print(f"using the hub at {url}")
+            context = nullcontext((url, settings))
+        with context as (base, used):
+            secrets = json.loads(used.resolved_clients_file().read_text())
+            with httpx.Client(base_url=base, timeout=30) as http:
+                client = DemoClient(http, secrets)
+                client.load_flows()
+                procedure(client)
+            render(console, client.timeline)
+            report = audit.verify(open_engine(used.resolved_database_url()))
+    console.print(("[green]" if report.intact else "[red]") + str(report))
+    return 0 if report.intact else 1

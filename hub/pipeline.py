@@ -1,0 +1,277 @@
+"""The path of one message, as an explicit list of small steps over a `Transit`.
+
+    ingress ─► validate ─► authorise ─► store (dossier, message, outbox, audit: one transaction)
+
+Reading INGRESS_STEPS tells the whole way in; hub/routing.py carries it on from the outbox to the
+recipients. A step that refuses raises a HubError: the message stops there, one `rejected` audit
+event is written in a transaction of its own, and nothing else is stored.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hub import audit
+from hub.audit import AuditEvent
+from hub.dossier import next_state, outcome_of
+from hub.envelope import Envelope, new_id, payload_hash, utcnow
+from hub.errors import (
+    FlowDisabled, HubError, InvalidTransition, MalformedMessage, NotAuthorised,
+    UnknownDossier,
+)
+from hub.flows import Flow, Registry, region_party
+from hub.store.schema import dossiers, messages, outbox
+
+
+@dataclass
+class Submission:
+    """What a party hands the hub: the API and the queue ingress both build one."""
+
+    flow_id: str
+    sender: str
+    payload: Any
+    recipients: tuple[str, ...] = ()
+    dossier_id: str | None = None
+    correlation_id: str | None = None
+    message_id: str | None = None
+    acting_person: str | None = None
+
+
+@dataclass
+class Accepted:
+    message_id: str
+    dossier_id: str | None
+    recipients: tuple[str, ...]
+    duplicate: bool = False
+
+
+@dataclass
+class Transit:
+    """A message on its way in: what each step learned so far."""
+
+    submission: Submission
+    received_at: datetime
+    flow: Flow | None = None
+    categories: set[str] = field(default_factory=set)
+    dossier: dict[str, Any] | None = None
+    envelope: Envelope | None = None
+    duplicate_of: Accepted | None = None
+
+
+@dataclass
+class Ingress:
+    registry: Registry
+    engine: Engine
+    on_stored: Callable[[], None] = lambda: None   # wakes the outbox relay in the same process
+    clock: Callable[[], datetime] = utcnow
+
+
+# ── steps ─────────────────────────────────────────────────────────────────────────────────────
+
+def deduplicate(ing: Ingress, t: Transit) -> Transit:
+    """A sender that retries with the same message id gets the first answer (idempotent ingress)."""
+    if t.submission.message_id:
+        with ing.engine.connect() as conn:
+            t.duplicate_of = _duplicate(conn, t.submission)
+    return t
+
+
+def find_flow(ing: Ingress, t: Transit) -> Transit:
+    t.flow = ing.registry.flow(t.submission.flow_id)
+    if not t.flow.enabled:
+        raise FlowDisabled(f"flow {t.flow.id} is not open (yet)")
+    return t
+
+
+def validate(ing: Ingress, t: Transit) -> Transit:
+    """Contract first, then the flow's data categories: a field the flow does not carry is refused."""
+    payload = t.submission.payload
+    if not isinstance(payload, dict):
+        raise MalformedMessage("payload must be a JSON object")
+    t.categories = ing.registry.check_message(t.flow, payload)
+    return t
+
+
+def authorise(ing: Ingress, t: Transit) -> Transit:
+    """Art. 11: flow × sender × recipient; the sender must be a party to the dossier it writes about."""
+    s, flow = t.submission, t.flow
+    if not flow.allows_sender(s.sender):
+        raise NotAuthorised(f"{s.sender} may not send on {flow.id}", code="sender_not_allowed")
+    dossier_id = s.dossier_id or s.payload.get("dossier_id")
+    if s.dossier_id and s.payload.get("dossier_id") not in (None, s.dossier_id):
+        raise MalformedMessage("dossier_id of the envelope and of the payload differ")
+    if flow.creates_dossier:
+        region = region_party(s.payload["competent_region"])
+        t.dossier = {"id": new_id(), "competent_region": region, "state": None}
+    else:
+        if not dossier_id:
+            raise MalformedMessage("this flow needs a dossier_id")
+        with ing.engine.connect() as conn:
+            row = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.state,
+                                      dossiers.c.residence_outcome, dossiers.c.work_outcome)
+                               .where(dossiers.c.id == dossier_id)).mappings().first()
+        if row is None:
+            raise UnknownDossier(f"no dossier {dossier_id}")
+        t.dossier = dict(row)
+        if s.sender not in dossier_parties(t.dossier):
+            raise NotAuthorised(f"{s.sender} is not a party to this dossier", code="not_party_to_dossier")
+    recipients = s.recipients or default_recipients(ing.registry, flow, t.dossier, s.sender)
+    for r in recipients:
+        if r not in ing.registry.parties or flow.recipient_rule(r) is None or r == s.sender:
+            raise NotAuthorised(f"{r} is not a recipient of {flow.id}", code="recipient_not_allowed")
+        if r.startswith("region.") and r != t.dossier["competent_region"] and flow.creates_dossier:
+            raise NotAuthorised(f"{r} is not the competent region named in the application",
+                                code="recipient_not_allowed")
+    if not recipients:
+        raise NotAuthorised(f"no recipient on {flow.id}", code="recipient_not_allowed")
+    t.submission.recipients = tuple(dict.fromkeys(recipients))
+    t.dossier["next_state"] = _next_state(flow, t.dossier, s.payload)
+    return t
+
+
+def store(ing: Ingress, t: Transit) -> Transit:
+    """One transaction: message, dossier state, outbox row and the audit events of the way in."""
+    s, flow = t.submission, t.flow
+    env = Envelope(
+        message_id=s.message_id or new_id(), flow_id=flow.id, sender=s.sender, recipients=s.recipients,
+        purpose=flow.purpose, correlation_id=s.correlation_id or t.dossier["id"], payload=s.payload,
+        dossier_id=t.dossier["id"], acting_person=s.acting_person, received_at=t.received_at,
+    )
+    digest = env.payload_hash
+    with ing.engine.begin() as conn:
+        _write_dossier(conn, flow, env, t.dossier)
+        conn.execute(insert(messages).values(
+            id=env.message_id, flow_id=flow.id, sender=env.sender, recipients=list(env.recipients),
+            purpose=env.purpose, dossier_id=env.dossier_id, correlation_id=env.correlation_id,
+            acting_person=env.acting_person, payload_hash=digest, payload=env.payload,
+            received_at=env.received_at))
+        conn.execute(insert(outbox).values(message_id=env.message_id, created_at=env.received_at))
+        common = dict(flow_id=flow.id, message_id=env.message_id, correlation_id=env.correlation_id,
+                      dossier_id=env.dossier_id, actor=env.sender, acting_person=env.acting_person,
+                      purpose=flow.purpose, legal_basis=flow.legal_basis,
+                      data_categories=sorted(t.categories), payload_hash=digest)
+        audit.append(conn, [AuditEvent("received", **common), AuditEvent("validated", **common),
+                            AuditEvent("authorised", **common, reason=",".join(env.recipients)),
+                            AuditEvent("stored", **common)], now=env.received_at)
+    t.envelope = env
+    return t
+
+
+INGRESS_STEPS: list[Callable[[Ingress, Transit], Transit]] = [
+    deduplicate, find_flow, validate, authorise, store,
+]
+
+
+def submit(ing: Ingress, submission: Submission) -> Accepted:
+    """Run a submission through INGRESS_STEPS; on refusal write the `rejected` event and re-raise."""
+    t = Transit(submission, received_at=ing.clock())
+    try:
+        for step in INGRESS_STEPS:
+            t = step(ing, t)
+            if t.duplicate_of:
+                return t.duplicate_of
+    except IntegrityError:
+        # the same message id raced in twice: the first one won, this one is its duplicate
+        with ing.engine.connect() as conn:
+            if dup := _duplicate(conn, submission):
+                return dup
+        raise
+    except HubError as err:
+        reject(ing, submission, err, t)
+        raise
+    except (KeyError, TypeError, AttributeError) as err:  # a payload shape the contract let through
+        wrapped = MalformedMessage(f"payload shape not understood: {type(err).__name__}")
+        reject(ing, submission, wrapped, t)
+        raise wrapped from err
+    ing.on_stored()
+    return Accepted(t.envelope.message_id, t.envelope.dossier_id, t.envelope.recipients)
+
+
+def reject(ing: Ingress, s: Submission, err: HubError, t: Transit | None = None) -> None:
+    """The one trace a refused message leaves: who tried what, why it was refused, the payload's hash."""
+    err.audited = True
+    flow = t.flow if t else None
+    try:
+        digest = payload_hash(s.payload)
+    except (TypeError, ValueError):
+        digest = None
+    with ing.engine.begin() as conn:
+        audit.append(conn, [AuditEvent(
+            "rejected", outcome="rejected", flow_id=s.flow_id, message_id=s.message_id,
+            correlation_id=s.correlation_id, dossier_id=s.dossier_id, actor=s.sender,
+            acting_person=s.acting_person, purpose=flow.purpose if flow else None,
+            legal_basis=flow.legal_basis if flow else (), reason=err.code, payload_hash=digest)])
+
+
+# ── helpers ───────────────────────────────────────────────────────────────────────────────────
+
+def dossier_parties(dossier: dict[str, Any]) -> set[str]:
+    """Who takes part in a dossier's procedure: the portal, DVZ and the competent region."""
+    return {"portal", "dvz", dossier["competent_region"]}
+
+
+def default_recipients(registry: Registry, flow: Flow, dossier: dict[str, Any], sender: str) -> tuple[str, ...]:
+    """Recipients the sender did not name: every concrete party of the flow, and for a pattern the
+    dossier's party that matches it (the competent region for `region.*`)."""
+    found: list[str] = []
+    for rule in flow.recipients:
+        if any(ch in rule.party for ch in "*?["):
+            found += [p for p in sorted(dossier_parties(dossier)) if fnmatch.fnmatchcase(p, rule.party)]
+        else:
+            found.append(rule.party)
+    return tuple(p for p in dict.fromkeys(found) if p != sender)
+
+
+def _next_state(flow: Flow, dossier: dict[str, Any], payload: dict[str, Any]) -> str | None:
+    if flow.creates_dossier:
+        return flow.dossier_state or "submitted"
+    residence, work = outcome_of(payload)
+    dossier["residence_outcome"] = residence or dossier.get("residence_outcome")
+    dossier["work_outcome"] = work or dossier.get("work_outcome")
+    return next_state(dossier["state"], flow.dossier_state,
+                      residence=dossier["residence_outcome"], work=dossier["work_outcome"])
+
+
+DOCUMENT_LISTS = ("identity_documents", "medical_documents", "criminal_record_documents",
+                  "employment_documents", "administrative_documents")
+
+
+def _write_dossier(conn: Connection, flow: Flow, env: Envelope, dossier: dict[str, Any]) -> None:
+    now = env.received_at
+    if flow.creates_dossier:
+        p = env.payload
+        conn.execute(insert(dossiers).values(
+            id=dossier["id"], application_kind=p["application_kind"], category=p["category"],
+            competent_region=dossier["competent_region"], state=dossier["next_state"],
+            application=p, created_at=now, updated_at=now))
+        return
+    values: dict[str, Any] = {"state": dossier["next_state"], "updated_at": now,
+                              "residence_outcome": dossier["residence_outcome"],
+                              "work_outcome": dossier["work_outcome"]}
+    extra = {k: env.payload[k] for k in DOCUMENT_LISTS if k in env.payload}
+    if extra:  # additional documents join the stored application (Art. 20 §4)
+        app = conn.execute(select(dossiers.c.application).where(dossiers.c.id == env.dossier_id)).scalar_one()
+        app = dict(app)
+        for key, docs in extra.items():
+            app[key] = list(app.get(key, [])) + list(docs)
+        values["application"] = app
+    # compare-and-set on the state read in `authorise`: a concurrent move makes this one a 409
+    done = conn.execute(update(dossiers).where(dossiers.c.id == env.dossier_id)
+                        .where(dossiers.c.state == dossier["state"]).values(**values))
+    if done.rowcount != 1:
+        raise InvalidTransition({"from": dossier["state"], "detail": "the dossier moved meanwhile"})
+
+
+def _duplicate(conn: Connection, s: Submission) -> Accepted | None:
+    row = conn.execute(select(messages.c.sender, messages.c.payload_hash, messages.c.dossier_id,
+                              messages.c.recipients).where(messages.c.id == s.message_id)).first()
+    if row is None:
+        return None
+    if row.sender != s.sender or row.payload_hash != payload_hash(s.payload):
+        raise MalformedMessage("message_id already used for another message", code="message_id_reused")
+    return Accepted(s.message_id, row.dossier_id, tuple(row.recipients), duplicate=True)

@@ -1,0 +1,37 @@
+"""The production-shaped deployment parses and names its services; the schema matches its migrations."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from hub.store import current_revision, migrate, open_engine
+from hub.store.schema import metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_compose_names_the_services():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"rabbitmq", "postgres", "hub-api", "hub-worker"} <= set(services)
+    assert "management" in services["rabbitmq"]["image"]
+    assert services["hub-api"]["command"][:2] == ["wib-hub", "api"]
+    assert services["hub-worker"]["command"][:2] == ["wib-hub", "worker"]
+    for name in ("hub-api", "hub-worker"):
+        env = services[name]["environment"]
+        assert env["HUB_DATABASE_URL"].startswith("postgresql://")
+        assert env["HUB_BROKER_URL"].startswith("amqp://")
+
+
+def test_migrations_build_exactly_the_schema(store_url):
+    engine = open_engine(store_url)
+    migrate(engine)
+    assert current_revision(engine) == "0001"
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == [], diff
+    migrate(engine)  # idempotent
+    engine.dispose()
