@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import Engine, text
 
+from hub import oplog
 from hub.auth import TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
 from hub.flows import Registry, default_contracts_dir, load_registry
 from hub.pipeline import Ingress
@@ -85,6 +86,7 @@ class Hub:
 
 def build_hub(settings: Settings | None = None) -> Hub:
     settings = settings or Settings()
+    oplog.configure(settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     registry = load_registry(settings.contracts_dir or default_contracts_dir())
     engine = open_engine(settings.resolved_database_url())

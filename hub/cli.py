@@ -111,20 +111,31 @@ def audit_verify() -> None:
 
 
 @audit_app.command("tail")
-def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 20) -> None:
+def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 20,
+               as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False) -> None:
     """The last events of the trail (hashes, never payloads)."""
+    import json
+
     from hub import audit
+    from hub.demo import CATEGORY_SHORT
     from hub.store import open_engine
     rows = audit.tail(open_engine(Settings().resolved_database_url()), n)
+    if as_json:
+        for r in rows:
+            print(json.dumps({**r, "ts": r["ts"].isoformat()}, ensure_ascii=False))
+        return
     table = Table(title=f"last {len(rows)} audit events")
-    for col in ("seq", "time", "event", "outcome", "flow", "actor", "recipient", "purpose", "dossier",
-                "categories", "reason", "hash"):
-        table.add_column(col, overflow="fold")
+    for col in ("seq", "time", "event", "flow", "actor → recipient", "art. 10", "dossier", "data", "reason", "hash"):
+        table.add_column(col)
     for r in rows:
-        table.add_row(str(r["seq"]), r["ts"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], r["event"], r["outcome"],
-                      r["flow_id"] or "", r["actor"] or "", r["recipient"] or "",
-                      str(r["purpose"] or ""), (r["dossier_id"] or "")[:8],
-                      ",".join(r["data_categories"] or []), r["reason"] or "", r["hash"][:12])
+        outcome = "" if r["outcome"] in ("ok", r["event"]) else f" [red]{r['outcome']}[/red]"
+        parties = (r["actor"] or "?") + (f" → {r['recipient']}" if r["recipient"] not in (None, r["actor"]) else "")
+        event = f"[red]{r['event']}[/red]" if r["outcome"] == "rejected" else r["event"]
+        table.add_row(str(r["seq"]), r["ts"].strftime("%H:%M:%S.%f")[:-3], event + outcome,
+                      (r["flow_id"] or "").split(".", 1)[-1], parties, str(r["purpose"] or ""),
+                      (r["dossier_id"] or "")[:8],
+                      ",".join(CATEGORY_SHORT.get(c, c) for c in r["data_categories"] or []),
+                      r["reason"] or "", r["hash"][:8])
     console.print(table)
 
 

@@ -130,16 +130,23 @@ def procedure(c: DemoClient) -> None:
 
 
 def render(console: Console, timeline: list[Step]) -> None:
-    table = Table(title="combined procedure — who sent what to whom, why, and how fast")
-    for col, kw in (("#", {"justify": "right"}), ("flow", {}), ("from", {}), ("to", {}),
-                    ("why (Art. 10)", {}), ("legal basis", {}), ("data delivered", {}),
-                    ("ms", {"justify": "right"})):
+    table = Table(title="combined procedure — who sent what to whom, why, and how fast",
+                  caption="why: purpose of Art. 10 · data: categories the recipients received · "
+                          "ms: from sending to every recipient's inbox")
+    for col, kw in (("#", {"justify": "right"}), ("flow", {}), ("from → to", {}), ("why", {}),
+                    ("legal basis", {}), ("data", {}), ("ms", {"justify": "right"})):
         table.add_column(col, **kw)
     for i, s in enumerate(timeline, 1):
-        table.add_row(str(i), s.flow, s.sender, ", ".join(s.recipients),
-                      f"{s.purpose}° {PURPOSES.get(s.purpose, '')}", ", ".join(s.legal_basis),
-                      ", ".join(s.categories) or "—", f"{s.ms:.1f}")
+        basis = ", ".join(s.legal_basis[:2]) + (" …" if len(s.legal_basis) > 2 else "")
+        table.add_row(str(i), s.flow.split(".", 1)[-1], f"{s.sender} → {', '.join(s.recipients)}",
+                      f"{s.purpose}° {PURPOSES.get(s.purpose, '')}", basis,
+                      ", ".join(CATEGORY_SHORT.get(c, c) for c in s.categories) or "—", f"{s.ms:.1f}")
     console.print(table)
+
+
+CATEGORY_SHORT = {"identification": "id", "contact": "contact", "residence_status": "residence",
+                  "employment": "employment", "financial": "financial", "health": "health",
+                  "criminal_record": "criminal", "administrative": "admin", "social_security": "soc.sec"}
 
 
 @contextmanager

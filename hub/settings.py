@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     token_key_file: Path | None = Field(None, description="file holding that key; default: generated into data_dir")
     clients_file: Path | None = Field(None, description="party client secrets (JSON); default: generated into data_dir")
     queue_prefix: str = Field("", description="prefix of every queue name, to share one broker between hubs")
+    log_level: str = Field("INFO", description="operational log level (JSON lines on stderr)")
     host: str = "127.0.0.1"
     port: int = 8080
     relay_batch: int = 500

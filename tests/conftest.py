@@ -116,8 +116,7 @@ def start_hub(data_dir: Path, database_url: str, broker_url: str, **settings):
         hub.stop.set()
         for t in hub.threads:
             t.join(timeout=10)
-        for queue in (hub.route_queue,):
-            hub.transport.purge(queue)
+        hub.transport.delete(hub.route_queue)
         hub.close()
 
 

@@ -60,5 +60,5 @@ def test_restart_delivers_exactly_once(tmp_path, store_url, broker_url, stop_aft
         second.stop.set()
         for t in second.threads:
             t.join(timeout=10)
-        second.transport.purge(second.route_queue)
+        second.transport.delete(second.route_queue)
         second.close()

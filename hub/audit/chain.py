@@ -137,4 +137,7 @@ def verify(engine: Engine) -> VerifyReport:
 def tail(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)).mappings()
-        return [dict(r) for r in reversed(list(rows))]
+        found = [dict(r) for r in reversed(list(rows))]
+    for r in found:  # SQLite hands datetimes back naive; they were written in UTC
+        r["ts"] = r["ts"] if r["ts"].tzinfo else r["ts"].replace(tzinfo=timezone.utc)
+    return found

@@ -318,6 +318,10 @@ class AmqpTransport:
         for name in (queue, *(retry_queue(queue, d) for d in self._delays), parking_queue(queue)):
             self._ignoring_missing(lambda ch, name=name: ch.queue_purge(name), None)
 
+    def delete(self, queue: str) -> None:
+        for name in (queue, *(retry_queue(queue, d) for d in self._delays), parking_queue(queue)):
+            self._ignoring_missing(lambda ch, name=name: ch.queue_delete(name), None)
+
     def ping(self) -> bool:
         try:
             self._with_channel(lambda ch: None)  # a channel open/close is a round trip to the broker

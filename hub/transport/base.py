@@ -73,6 +73,9 @@ class Transport(Protocol):
     def purge(self, queue: str) -> None:
         """Empties the main, retry and parking queues (tests and benchmarks)."""
 
+    def delete(self, queue: str) -> None:
+        """Removes the queue and its companions, with whatever they hold (a party leaves; tests)."""
+
     def ping(self) -> bool:
         """True when the broker answers (readiness)."""
 

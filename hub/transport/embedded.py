@@ -292,6 +292,10 @@ class EmbeddedTransport:
         with self._engine.begin() as conn:
             conn.execute(delete(messages).where(messages.c.queue.in_([queue, parking_queue(queue)])))
 
+    def delete(self, queue: str) -> None:
+        """Queues here are only rows: deleting one is purging it."""
+        self.purge(queue)
+
     def ping(self) -> bool:
         if self._closed.is_set():
             return False

@@ -1,0 +1,55 @@
+"""The `wib-hub` command as an operator uses it."""
+from __future__ import annotations
+
+import shutil
+
+from typer.testing import CliRunner
+
+from hub.cli import app
+from hub.flows import default_contracts_dir
+
+runner = CliRunner()
+
+
+def test_flows_check_lists_the_registry():
+    result = runner.invoke(app, ["flows", "check"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "single-permit.admissible-to-dvz" in result.output and "registry valid" in result.output
+
+
+def test_flows_check_names_file_and_field_of_a_fault(tmp_path):
+    contracts = tmp_path / "contracts"
+    shutil.copytree(default_contracts_dir(), contracts)
+    flow = contracts / "flows" / "single-permit.work-decision.yaml"
+    flow.write_text(flow.read_text().replace("purpose: 3", "purpose: 12"))
+    result = runner.invoke(app, ["flows", "check", "--contracts-dir", str(contracts)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "single-permit.work-decision.yaml" in result.output and "purpose" in result.output
+
+
+def test_demo_runs_the_procedure_and_verifies_the_audit(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUB_PORT", "1")          # no hub there: the demo starts its own in-process
+    result = runner.invoke(app, ["demo"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "negative-decision-notice" in result.output
+    assert "audit chain intact" in result.output
+
+
+def test_audit_verify_and_tail(tmp_path, monkeypatch):
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
+    from hub import audit
+    from hub.audit import AuditEvent
+    from hub.settings import Settings
+    from hub.store import migrate, open_engine
+    engine = open_engine(Settings().resolved_database_url())
+    migrate(engine)
+    with engine.begin() as conn:
+        audit.append(conn, [AuditEvent("received", actor="portal"), AuditEvent("stored", actor="portal")])
+    assert "intact" in runner.invoke(app, ["audit", "verify"]).output
+    tail = runner.invoke(app, ["audit", "tail", "--json"])
+    assert tail.exit_code == 0 and tail.output.count("\n") == 2
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_events SET actor = 'dvz' WHERE seq = 2")
+    broken = runner.invoke(app, ["audit", "verify"])
+    assert broken.exit_code == 1 and "sequence 2" in broken.output
