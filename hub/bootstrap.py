@@ -75,11 +75,14 @@ class Hub:
             log.warning("broker_not_ready")
         return checks
 
-    def close(self) -> None:
+    def stop_workers(self) -> None:
         self.stop.set()
         self.wake.set()
         for t in self.threads:
             t.join(timeout=10)
+
+    def close(self) -> None:
+        self.stop_workers()
         self.transport.close()
         self.engine.dispose()
 

@@ -8,7 +8,6 @@ event is written in a transaction of its own, and nothing else is stored.
 """
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
@@ -16,12 +15,12 @@ from typing import Any, Callable
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hub import audit
+from hub import audit, policy
 from hub.audit import AuditEvent
 from hub.dossier import next_state, outcome_of
 from hub.envelope import Envelope, new_id, payload_hash, utcnow
 from hub.errors import (
-    FlowDisabled, HubError, InvalidTransition, MalformedMessage, NotAuthorised,
+    FlowDisabled, HubError, InvalidTransition, MalformedMessage,
     UnknownDossier,
 )
 from hub.flows import Flow, Registry, region_party
@@ -100,36 +99,16 @@ def validate(ing: Ingress, t: Transit) -> Transit:
 def authorise(ing: Ingress, t: Transit) -> Transit:
     """Art. 11: flow × sender × recipient; the sender must be a party to the dossier it writes about."""
     s, flow = t.submission, t.flow
-    if not flow.allows_sender(s.sender):
-        raise NotAuthorised(f"{s.sender} may not send on {flow.id}", code="sender_not_allowed")
-    dossier_id = s.dossier_id or s.payload.get("dossier_id")
+    policy.check_sender(flow, s.sender, None)
     if s.dossier_id and s.payload.get("dossier_id") not in (None, s.dossier_id):
         raise MalformedMessage("dossier_id of the envelope and of the payload differ")
     if flow.creates_dossier:
-        region = region_party(s.payload["competent_region"])
-        t.dossier = {"id": new_id(), "competent_region": region, "state": None}
+        t.dossier = {"id": new_id(), "competent_region": region_party(s.payload["competent_region"]),
+                     "state": None}
     else:
-        if not dossier_id:
-            raise MalformedMessage("this flow needs a dossier_id")
-        with ing.engine.connect() as conn:
-            row = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.state,
-                                      dossiers.c.residence_outcome, dossiers.c.work_outcome)
-                               .where(dossiers.c.id == dossier_id)).mappings().first()
-        if row is None:
-            raise UnknownDossier(f"no dossier {dossier_id}")
-        t.dossier = dict(row)
-        if s.sender not in dossier_parties(t.dossier):
-            raise NotAuthorised(f"{s.sender} is not a party to this dossier", code="not_party_to_dossier")
-    recipients = s.recipients or default_recipients(ing.registry, flow, t.dossier, s.sender)
-    for r in recipients:
-        if r not in ing.registry.parties or flow.recipient_rule(r) is None or r == s.sender:
-            raise NotAuthorised(f"{r} is not a recipient of {flow.id}", code="recipient_not_allowed")
-        if r.startswith("region.") and r != t.dossier["competent_region"] and flow.creates_dossier:
-            raise NotAuthorised(f"{r} is not the competent region named in the application",
-                                code="recipient_not_allowed")
-    if not recipients:
-        raise NotAuthorised(f"no recipient on {flow.id}", code="recipient_not_allowed")
-    t.submission.recipients = tuple(dict.fromkeys(recipients))
+        t.dossier = _load_dossier(ing, s.dossier_id or s.payload.get("dossier_id"))
+        policy.check_sender(flow, s.sender, t.dossier)
+    s.recipients = policy.recipients_for(ing.registry, flow, t.dossier, s.sender, s.recipients)
     t.dossier["next_state"] = _next_state(flow, t.dossier, s.payload)
     return t
 
@@ -210,21 +189,16 @@ def reject(ing: Ingress, s: Submission, err: HubError, t: Transit | None = None)
 
 # ── helpers ───────────────────────────────────────────────────────────────────────────────────
 
-def dossier_parties(dossier: dict[str, Any]) -> set[str]:
-    """Who takes part in a dossier's procedure: the portal, DVZ and the competent region."""
-    return {"portal", "dvz", dossier["competent_region"]}
-
-
-def default_recipients(registry: Registry, flow: Flow, dossier: dict[str, Any], sender: str) -> tuple[str, ...]:
-    """Recipients the sender did not name: every concrete party of the flow, and for a pattern the
-    dossier's party that matches it (the competent region for `region.*`)."""
-    found: list[str] = []
-    for rule in flow.recipients:
-        if any(ch in rule.party for ch in "*?["):
-            found += [p for p in sorted(dossier_parties(dossier)) if fnmatch.fnmatchcase(p, rule.party)]
-        else:
-            found.append(rule.party)
-    return tuple(p for p in dict.fromkeys(found) if p != sender)
+def _load_dossier(ing: Ingress, dossier_id: str | None) -> dict[str, Any]:
+    if not dossier_id:
+        raise MalformedMessage("this flow needs a dossier_id")
+    with ing.engine.connect() as conn:
+        row = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.state,
+                                  dossiers.c.residence_outcome, dossiers.c.work_outcome)
+                           .where(dossiers.c.id == dossier_id)).mappings().first()
+    if row is None:
+        raise UnknownDossier(f"no dossier {dossier_id}")
+    return dict(row)
 
 
 def _next_state(flow: Flow, dossier: dict[str, Any], payload: dict[str, Any]) -> str | None:

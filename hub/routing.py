@@ -17,11 +17,11 @@ from typing import Any, Callable
 import structlog
 from sqlalchemy import Engine, select, update
 
-from hub import audit
+from hub import audit, policy
 from hub.audit import AuditEvent
 from hub.envelope import Envelope, utcnow
 from hub.errors import HubError, NotFound
-from hub.flows import Flow, Registry
+from hub.flows import Registry
 from hub.store.schema import deliveries, dossiers, messages, outbox
 from hub.store.upsert import insert_ignore
 from hub.transport import Delivery, Reject, Transport
@@ -109,7 +109,7 @@ class Router:
                                         .where(dossiers.c.id == env.dossier_id)).scalar_one_or_none()
             rows, events = [], []
             for recipient in env.recipients:
-                rule = flow.recipient_rule(recipient)
+                rule = policy.delivery_rule(flow, recipient)
                 if rule is None:  # the registry changed since the message was stored: refuse, don't leak
                     log.warning("recipient_no_longer_allowed", flow=flow.id, recipient=recipient)
                     continue
@@ -135,10 +135,14 @@ class Router:
                         recipient=row["recipient"], purpose=env.purpose, legal_basis=flow.legal_basis,
                         data_categories=row["data_categories"], payload_hash=env.payload_hash))
             audit.append(conn, events, now=now)
-        self._push_to_party_queues(flow, env, [r for r in rows if (r["message_id"], r["recipient"]) in new])
+        self._push_to_party_queues(env, rows)
 
-    def _push_to_party_queues(self, flow: Flow, env: Envelope, rows: list[dict[str, Any]]) -> None:
-        """Parties that consume their own queue get the same projection there (at least once)."""
+    def _push_to_party_queues(self, env: Envelope, rows: list[dict[str, Any]]) -> None:
+        """Parties that consume their own queue get the same projection there.
+
+        At least once: a redelivered envelope pushes again (the message id lets the party drop the
+        copy), so that a push that failed after the commit above is not lost.
+        """
         out = []
         for row in rows:
             party = self.registry.parties[row["recipient"]]

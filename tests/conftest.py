@@ -113,11 +113,14 @@ def start_hub(data_dir: Path, database_url: str, broker_url: str, **settings):
         with TestClient(create_app(hub)) as client:
             yield HubClient(hub, client)
     finally:
-        hub.stop.set()
-        for t in hub.threads:
-            t.join(timeout=10)
-        hub.transport.delete(hub.route_queue)
-        hub.close()
+        shut_down(hub)
+
+
+def shut_down(hub) -> None:
+    """Stop the workers, remove the test's queues from the broker, close."""
+    hub.stop_workers()
+    hub.transport.delete(hub.route_queue)
+    hub.close()
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from hub import audit, samples
 from hub.bootstrap import build_hub
 from hub.pipeline import Submission, submit
 from hub.routing import _envelope
 from hub.store.schema import deliveries, messages, outbox
-from tests.conftest import hub_settings
+from tests.conftest import hub_settings, shut_down
 
 
 def _deliveries(hub) -> int:
@@ -57,8 +57,4 @@ def test_restart_delivers_exactly_once(tmp_path, store_url, broker_url, stop_aft
         assert pending == 0
         assert audit.verify(second.engine).intact
     finally:
-        second.stop.set()
-        for t in second.threads:
-            t.join(timeout=10)
-        second.transport.delete(second.route_queue)
-        second.close()
+        shut_down(second)

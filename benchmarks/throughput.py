@@ -1,0 +1,693 @@
+#!/usr/bin/env python
+"""Throughput of the hub core, end to end, next to raw pika with the same durability.
+
+    .venv/bin/python benchmarks/throughput.py [--messages N] [--only embedded|production|raw]
+
+What one hub message goes through here (the whole core, audit at every step):
+
+    client thread ─► submit(): validate (JSON Schema, data categories) ─► authorise ─► store
+    (dossier + message + outbox + 4 audit events, one transaction) ─► relay (outbox ─► broker,
+    confirmed, 1 audit event per message) ─► router (consume, need-to-know projection, delivery
+    row + 1 audit event) ─► recipient thread (reads its inbox as GET /v1/inbox does, then
+    hub.routing.acknowledge: 1 audit event) ─► done.
+
+Two hub configurations, built with hub.bootstrap.build_hub like `wib-hub serve`:
+  production  RabbitMQ + PostgreSQL, in a fresh schema and under a fresh queue prefix (both removed
+              afterwards, queues included: route, .parking and .retry.*)
+  embedded    SQLite file + the embedded transport, in a temporary directory
+
+Load is driven in-process (hub.pipeline.submit from several client threads): the HTTP layer
+(FastAPI, token checks, JSON bodies) is not measured here. Each message is a different synthetic
+application (`single-permit.application-submitted`): it opens a dossier and is delivered, projected,
+to the competent region; the four regions take turns, each with its own consumer thread.
+
+Raw pika baseline, same run, same broker: a durable quorum queue, persistent messages, publisher
+confirms, a consumer with manual acks and the same prefetch, bodies the size of the hub's envelope
+for the same applications. Two publishers:
+  confirm/msg   BlockingChannel.confirm_delivery(): each publish waits for its confirm (the simplest
+                honest durable publisher), one connection per client thread, as many threads as the hub
+  batched       SelectConnection with asynchronous confirms, batches of relay_batch messages, each
+                batch confirmed before the next (what the hub's relay does through publish_many)
+
+Figures: msgs/s = messages / (last ack − first submit); latency = submit (or publish) → ack of the
+same message. The load is closed-loop: clients submit as fast as the hub takes them, so the
+loaded latencies include queueing behind the backlog; the "one at a time" columns send one message,
+wait for its ack, and send the next, which gives the latency of the path itself.
+
+The figures depend on the machine: everything (this process, PostgreSQL, RabbitMQ) shares its cores,
+and the Python process is bound to one core by the GIL whatever the thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, func, select, text
+
+from hub import audit
+from hub.bootstrap import Hub, build_hub
+from hub.envelope import Envelope, new_id
+from hub.flows import region_party
+from hub.pipeline import Submission, submit
+from hub.routing import acknowledge, inbox_item, party_queue
+from hub.samples import synthetic_application
+from hub.settings import Settings
+from hub.store.db import normalise_url
+from hub.store.schema import audit_events, deliveries
+from hub.transport.amqp import retry_queue
+from hub.transport.base import RetryPolicy, parking_queue
+
+PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+FLOW = "single-permit.application-submitted"
+REGIONS = ("flanders", "wallonia", "brussels", "german_speaking")
+EVENTS_PER_MESSAGE = 7  # received, validated, authorised, stored, routed, delivered, acknowledged
+
+console = Console(width=None if sys.stdout.isatty() else 170)
+
+
+# ── figures ──────────────────────────────────────────────────────────────────────────────────
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (q in 0..100)."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+class CpuMeter:
+    """CPU used by this process (all threads) and by the whole host, over an interval."""
+
+    def __init__(self) -> None:
+        self.proc0, self.host0, self.wall0 = time.process_time(), _host_ticks(), time.perf_counter()
+
+    def stop(self) -> dict[str, float | None]:
+        wall = time.perf_counter() - self.wall0
+        proc = time.process_time() - self.proc0
+        host1 = _host_ticks()
+        busy = None
+        if self.host0 and host1:
+            total, idle = host1[0] - self.host0[0], host1[1] - self.host0[1]
+            busy = 100.0 * (total - idle) / total if total else None
+        return {"py_cores": proc / wall if wall else None, "host_busy_pct": busy}
+
+
+def _host_ticks() -> tuple[int, int] | None:
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields), fields[3] + fields[4]  # idle + iowait
+
+
+@dataclass
+class Result:
+    config: str
+    messages: int
+    wall_s: float
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    unloaded_p50_ms: float = float("nan")
+    unloaded_p99_ms: float = float("nan")
+    ingress_rate: float | None = None  # hub only: submits accepted per second while loading
+    submit_p50_ms: float | None = None  # hub only: time inside submit() (what an API call would wait)
+    py_cores: float | None = None
+    host_busy_pct: float | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _finish(config: str, submitted: dict[str, float], acked: dict[str, float], cpu: dict[str, Any],
+            **extra: Any) -> Result:
+    ids = list(submitted)
+    missing = [m for m in ids if m not in acked]
+    if missing:
+        raise RuntimeError(f"{config}: {len(missing)} of {len(ids)} messages never acknowledged")
+    start = min(submitted.values())
+    end = max(acked[m] for m in ids)
+    lat = [(acked[m] - submitted[m]) * 1000 for m in ids]
+    wall = end - start
+    return Result(config, len(ids), wall, len(ids) / wall, percentile(lat, 50), percentile(lat, 99),
+                  py_cores=cpu.get("py_cores"), host_busy_pct=cpu.get("host_busy_pct"), **extra)
+
+
+def wait_all(ids: Sequence[str], acked: dict[str, float], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(ids)
+    while pending:
+        pending = [m for m in pending if m not in acked]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: {len(pending)} messages still not acknowledged after {timeout:.0f} s")
+        time.sleep(0.005)
+
+
+def probe(send_one: Callable[[int], str], acked: dict[str, float], count: int, timeout: float = 30.0
+          ) -> tuple[float, float]:
+    """One message at a time: send, wait for its ack, next. Latency of the path without a backlog."""
+    lat = []
+    for i in range(count):
+        t0 = time.perf_counter()
+        mid = send_one(i)
+        deadline = time.monotonic() + timeout
+        while mid not in acked:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"probe message {i} not acknowledged within {timeout:.0f} s")
+            time.sleep(0.0005)
+        lat.append((acked[mid] - t0) * 1000)
+    return percentile(lat, 50), percentile(lat, 99)
+
+
+def split(items: Sequence[Any], parts: int) -> list[Sequence[Any]]:
+    return [items[i::parts] for i in range(parts)]
+
+
+def run_threads(target: Callable[[Any], None], chunks: Sequence[Any], name: str) -> None:
+    """Runs target(chunk) on one thread per chunk; re-raises the first failure."""
+    errors: list[BaseException] = []
+
+    def wrapped(chunk: Any) -> None:
+        try:
+            target(chunk)
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wrapped, args=(c,), name=f"{name}-{i}", daemon=True)
+               for i, c in enumerate(chunks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+# ── the hub, end to end ──────────────────────────────────────────────────────────────────────
+
+def payloads(count: int, offset: int) -> list[dict[str, Any]]:
+    """Synthetic applications, built before the clock starts; the regions take turns."""
+    return [synthetic_application(offset + i, competent_region=REGIONS[i % len(REGIONS)]) for i in range(count)]
+
+
+class Inboxes:
+    """One thread per recipient: reads its inbox as GET /v1/inbox does, acknowledges every item."""
+
+    def __init__(self, hub: Hub, parties: Sequence[str], poll_s: float, limit: int = 100) -> None:
+        self.hub, self.poll_s, self.limit = hub, poll_s, limit
+        self.acked: dict[str, float] = {}  # message id → when its (only) delivery was acknowledged
+        self.errors: list[BaseException] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(p,), name=f"inbox-{p}", daemon=True)
+                        for p in parties]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, party: str) -> None:
+        hub, d = self.hub, deliveries.c
+        query = (select(deliveries).where(d.recipient == party).where(d.acked_at.is_(None))
+                 .order_by(d.id).limit(self.limit))
+        while not self.stop.is_set():
+            try:
+                with hub.engine.connect() as conn:
+                    rows = conn.execute(query).mappings().all()
+                if not rows:
+                    self.stop.wait(self.poll_s)
+                    continue
+                items = [inbox_item(r) for r in rows]  # what the API would serialise
+                for item in items:
+                    acknowledge(hub.engine, hub.registry, party, item["id"])
+                    self.acked[item["message_id"]] = time.perf_counter()
+            except BaseException as exc:  # reported by the main thread
+                self.errors.append(exc)
+                self.stop.wait(0.5)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+@dataclass
+class HubSetup:
+    settings: Settings
+    cleanup: Callable[[], None]
+    versions: dict[str, str]
+
+
+def production_setup(tmp: Path, args: argparse.Namespace) -> HubSetup:
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(args.database_url))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        pg_version = conn.execute(text("SHOW server_version")).scalar_one()
+    sep = "&" if "?" in args.database_url else "?"
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    settings = Settings(data_dir=tmp / "data", database_url=f"{args.database_url}{sep}options=-csearch_path%3D{schema}",
+                        broker_url=args.amqp_url, queue_prefix=prefix, log_level="WARNING")
+
+    def cleanup() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+        # what hub.transport.amqp declares for the route queue and for every queue-delivered party
+        from hub.flows import default_contracts_dir, load_registry
+        registry = load_registry(settings.contracts_dir or default_contracts_dir())
+        queues = [prefix + "hub.route"] + [party_queue(p.id, prefix) for p in registry.parties.values()
+                                           if p.delivery == "queue"]
+        names = [n for q in queues
+                 for n in (q, parking_queue(q), *(retry_queue(q, d) for d in sorted(set(RetryPolicy().delays_ms))))]
+        delete_queues(args.amqp_url, names)
+
+    return HubSetup(settings, cleanup, {"PostgreSQL": pg_version, "RabbitMQ": rabbitmq_version(args.amqp_url)})
+
+
+def embedded_setup(tmp: Path, args: argparse.Namespace) -> HubSetup:
+    import sqlite3
+    settings = Settings(data_dir=tmp / "data", database_url=f"sqlite:///{tmp / 'data' / 'hub.db'}",
+                        broker_url=None, queue_prefix="", log_level="WARNING")
+    return HubSetup(settings, lambda: None, {"SQLite": sqlite3.sqlite_version})
+
+
+def run_hub(config: str, args: argparse.Namespace) -> Result:
+    with tempfile.TemporaryDirectory(prefix="wib-bench-") as tmpdir:
+        setup = (production_setup if config == "production" else embedded_setup)(Path(tmpdir), args)
+        try:
+            return _run_hub(config, setup, args)
+        finally:
+            setup.cleanup()
+
+
+def _run_hub(config: str, setup: HubSetup, args: argparse.Namespace) -> Result:
+    hub = build_hub(setup.settings)
+    hub.start_workers(routers=args.routers)
+    inboxes = Inboxes(hub, [region_party(r) for r in REGIONS], poll_s=args.poll_ms / 1000)
+    ingress = hub.ingress
+    try:
+        def load(batch: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+            submitted: dict[str, float] = {}
+            returned: dict[str, float] = {}
+
+            def client(chunk: Sequence[dict[str, Any]]) -> None:
+                for payload in chunk:
+                    t0 = time.perf_counter()
+                    accepted = submit(ingress, Submission(flow_id=FLOW, sender="portal", payload=payload))
+                    returned[accepted.message_id] = time.perf_counter()
+                    submitted[accepted.message_id] = t0
+
+            run_threads(client, split(batch, args.clients), "client")
+            return submitted, returned
+
+        # warm-up: connections, statement caches, JSON Schema validators, queue leaders — not counted
+        warm, _ = load(payloads(args.warmup, offset=1_000_000))
+        wait_all(list(warm), inboxes.acked, args.timeout, f"{config} warm-up")
+
+        batch = payloads(args.messages, offset=0)
+        cpu = CpuMeter()
+        submitted, returned = load(batch)
+        wait_all(list(submitted), inboxes.acked, args.timeout, config)
+        usage = cpu.stop()
+        if inboxes.errors:
+            raise inboxes.errors[0]
+        in_submit = [(returned[m] - submitted[m]) * 1000 for m in submitted]
+        ingress_wall = max(returned.values()) - min(submitted.values())
+
+        def send_one(i: int) -> str:
+            payload = synthetic_application(2_000_000 + i, competent_region=REGIONS[i % len(REGIONS)])
+            return submit(ingress, Submission(flow_id=FLOW, sender="portal", payload=payload)).message_id
+
+        un50, un99 = probe(send_one, inboxes.acked, args.probe) if args.probe else (float("nan"),) * 2
+        result = _finish(f"hub, {config}", submitted, inboxes.acked, usage, unloaded_p50_ms=un50, unloaded_p99_ms=un99,
+                         ingress_rate=len(submitted) / ingress_wall, submit_p50_ms=percentile(in_submit, 50))
+        inboxes.close()
+        result.notes.update(check_store(hub, args.warmup + args.messages + args.probe))
+        result.notes["versions"] = setup.versions
+        return result
+    finally:
+        inboxes.close()
+        hub.close()
+
+
+def check_store(hub: Hub, expected: int) -> dict[str, Any]:
+    """Every message delivered and acknowledged once, seven audit events each, the chain intact."""
+    with hub.engine.connect() as conn:
+        acked = conn.execute(select(func.count()).select_from(deliveries)
+                             .where(deliveries.c.acked_at.is_not(None))).scalar_one()
+        events = conn.execute(select(func.count()).select_from(audit_events)).scalar_one()
+    report = audit.verify(hub.engine)
+    problems = []
+    if acked != expected:
+        problems.append(f"{acked} deliveries acknowledged, {expected} expected")
+    if events != expected * EVENTS_PER_MESSAGE:
+        problems.append(f"{events} audit events, {expected * EVENTS_PER_MESSAGE} expected")
+    if not report.intact:
+        problems.append(str(report))
+    if problems:
+        raise RuntimeError("; ".join(problems))
+    return {"audit_events": events, "audit": "intact"}
+
+
+# ── raw pika ─────────────────────────────────────────────────────────────────────────────────
+
+def rabbitmq_version(url: str) -> str:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return str(conn._impl.server_properties.get("version", "?"))  # the broker's own greeting
+    finally:
+        conn.close()
+
+
+def delete_queues(url: str, names: Sequence[str]) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        ch = conn.channel()
+        for name in names:
+            ch.queue_delete(name)  # deleting a queue that is not there is not an error in AMQP 0-9-1
+    finally:
+        conn.close()
+
+
+def persistent(message_id: str) -> pika.BasicProperties:
+    return pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id)
+
+
+class RawConsumer:
+    """Manual acks, one per message, with the hub's prefetch."""
+
+    def __init__(self, url: str, queue: str, prefetch: int) -> None:
+        self.acked: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(url, queue, prefetch), name="raw-consumer", daemon=True)
+        self.thread.start()
+        self._ready.wait(10)
+
+    def _run(self, url: str, queue: str, prefetch: int) -> None:
+        try:
+            conn = pika.BlockingConnection(pika.URLParameters(url))
+            ch = conn.channel()
+            ch.basic_qos(prefetch_count=prefetch)
+
+            def on_message(ch: Any, method: Any, props: pika.BasicProperties, _body: bytes) -> None:
+                ch.basic_ack(method.delivery_tag)
+                self.acked[props.message_id] = time.perf_counter()
+
+            ch.basic_consume(queue, on_message, auto_ack=False)
+            self._ready.set()
+            while not self.stop.is_set():
+                conn.process_data_events(time_limit=0.05)
+            conn.close()
+        except BaseException as exc:
+            self.errors.append(exc)
+            self._ready.set()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+class AsyncConfirmPublisher:
+    """A SelectConnection on its own I/O thread; publish_batch returns once the broker confirmed
+    every message of the batch (as the hub's publish_many does)."""
+
+    def __init__(self, url: str) -> None:
+        self.channel: Any = None
+        self.outstanding: dict[int, bool] = {}
+        self.seq = 0
+        self.failed: str | None = None
+        self.done = threading.Event()
+        self._ready = threading.Event()
+        self.connection = pika.SelectConnection(pika.URLParameters(url), on_open_callback=self._on_open,
+                                                on_open_error_callback=self._on_error, on_close_callback=self._on_error)
+        self.thread = threading.Thread(target=self.connection.ioloop.start, name="raw-async-publisher", daemon=True)
+        self.thread.start()
+        if not self._ready.wait(10) or self.channel is None:
+            raise RuntimeError("raw async publisher: cannot open a confirming channel")
+
+    def _on_open(self, conn: Any) -> None:
+        conn.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, ch: Any) -> None:
+        ch.add_on_return_callback(lambda *_: self._fail("unroutable"))
+
+        def confirming(_frame: Any) -> None:
+            self.channel = ch
+            self._ready.set()
+
+        ch.confirm_delivery(ack_nack_callback=self._on_confirm, callback=confirming)
+
+    def _on_error(self, _conn: Any, reason: Any) -> None:
+        self._fail(f"connection closed: {reason}")
+        self._ready.set()
+        self.connection.ioloop.stop()
+
+    def _fail(self, why: str) -> None:
+        self.failed = self.failed or why
+        self.done.set()
+
+    def _on_confirm(self, frame: Any) -> None:
+        m = frame.method
+        if isinstance(m, pika.spec.Basic.Nack):
+            self._fail("nacked")
+        tags = list(itertools.takewhile(lambda t: t <= m.delivery_tag, self.outstanding)) if m.multiple \
+            else [m.delivery_tag]
+        for tag in tags:
+            self.outstanding.pop(tag, None)
+        if not self.outstanding:
+            self.done.set()
+
+    def _send(self, queue: str, items: Sequence[tuple[str, bytes]]) -> None:
+        for mid, body in items:
+            self.channel.basic_publish("", queue, body, persistent(mid), mandatory=True)
+            self.seq += 1
+            self.outstanding[self.seq] = True
+
+    def publish_batch(self, queue: str, items: Sequence[tuple[str, bytes]], timeout: float = 60.0) -> None:
+        self.done.clear()
+        self.connection.ioloop.add_callback_threadsafe(functools.partial(self._send, queue, items))
+        if not self.done.wait(timeout):
+            raise RuntimeError(f"raw async publisher: batch not confirmed within {timeout:.0f} s")
+        if self.failed:
+            raise RuntimeError(f"raw async publisher: {self.failed}")
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.connection.ioloop.add_callback_threadsafe(self.connection.close)
+            self.thread.join(5)
+
+
+def envelope_bodies(count: int) -> list[bytes]:
+    """The bytes the hub's relay would put on the route queue for the same applications."""
+    return [Envelope(message_id=new_id(), flow_id=FLOW, sender="portal",
+                     recipients=(region_party(REGIONS[i % len(REGIONS)]),), purpose=2, correlation_id=new_id(),
+                     payload=p, dossier_id=new_id()).to_bytes()
+            for i, p in enumerate(payloads(count, offset=0))]
+
+
+def run_raw(mode: str, bodies: list[bytes], args: argparse.Namespace) -> Result:
+    queue = f"bench{uuid.uuid4().hex[:8]}.raw.{mode}"
+    conn = pika.BlockingConnection(pika.URLParameters(args.amqp_url))
+    conn.channel().queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    conn.close()
+    consumer = RawConsumer(args.amqp_url, queue, args.prefetch)
+    publisher: AsyncConfirmPublisher | None = None
+    probe_conn: pika.BlockingConnection | None = None
+    try:
+        if mode == "confirm/msg":
+            def load(tag: str, count: int) -> dict[str, float]:
+                submitted: dict[str, float] = {}
+
+                def client(chunk: Sequence[int]) -> None:
+                    c = pika.BlockingConnection(pika.URLParameters(args.amqp_url))
+                    ch = c.channel()
+                    ch.confirm_delivery()
+                    for i in chunk:
+                        mid = f"{tag}-{i}"
+                        t0 = time.perf_counter()
+                        ch.basic_publish("", queue, bodies[i % len(bodies)], persistent(mid), mandatory=True)
+                        submitted[mid] = t0
+                    c.close()
+
+                run_threads(client, split(range(count), args.clients), "raw-client")
+                return submitted
+
+            probe_conn = pika.BlockingConnection(pika.URLParameters(args.amqp_url))
+            probe_ch = probe_conn.channel()
+            probe_ch.confirm_delivery()
+
+            def send_one(i: int) -> str:
+                mid = f"probe-{i}"
+                probe_ch.basic_publish("", queue, bodies[i % len(bodies)], persistent(mid), mandatory=True)
+                return mid
+        else:
+            publisher = AsyncConfirmPublisher(args.amqp_url)
+
+            def load(tag: str, count: int) -> dict[str, float]:
+                submitted: dict[str, float] = {}
+                for start in range(0, count, args.batch):
+                    items = [(f"{tag}-{i}", bodies[i % len(bodies)]) for i in range(start, min(start + args.batch, count))]
+                    t0 = time.perf_counter()
+                    for mid, _ in items:
+                        submitted[mid] = t0
+                    publisher.publish_batch(queue, items)
+                return submitted
+
+            def send_one(i: int) -> str:
+                mid = f"probe-{i}"
+                publisher.publish_batch(queue, [(mid, bodies[i % len(bodies)])])
+                return mid
+
+        warm = load("warm", args.warmup)
+        wait_all(list(warm), consumer.acked, args.timeout, f"raw {mode} warm-up")
+        cpu = CpuMeter()
+        submitted = load("run", args.messages)
+        wait_all(list(submitted), consumer.acked, args.timeout, f"raw {mode}")
+        usage = cpu.stop()
+        un50, un99 = probe(send_one, consumer.acked, args.probe) if args.probe else (float("nan"),) * 2
+        if consumer.errors:
+            raise consumer.errors[0]
+        return _finish(f"raw pika, {mode}", submitted, consumer.acked, usage,
+                       unloaded_p50_ms=un50, unloaded_p99_ms=un99)
+    finally:
+        if publisher is not None:
+            publisher.close()
+        if probe_conn is not None and probe_conn.is_open:
+            probe_conn.close()
+        consumer.close()
+        delete_queues(args.amqp_url, [queue])
+
+
+# ── report ───────────────────────────────────────────────────────────────────────────────────
+
+def fmt(value: float | None, spec: str = ".0f") -> str:
+    if value is None or value != value:  # None or NaN
+        return "–"
+    return format(value, spec)
+
+
+def detail_table(results: list[Result]) -> Table:
+    t = Table(title="Runs in detail", title_justify="left")
+    for col in ("configuration", "msgs", "wall s", "msgs/s", "p50 ms", "p99 ms", "1-at-a-time p50 ms",
+                "1-at-a-time p99 ms", "ingress/s", "in submit() p50 ms", "py CPU (cores)", "host busy %", "checks"):
+        t.add_column(col, justify="left" if col in ("configuration", "checks") else "right")
+    for r in results:
+        checks = f"{r.notes['audit_events']} audit events, chain {r.notes['audit']}" if "audit" in r.notes else ""
+        t.add_row(r.config, str(r.messages), fmt(r.wall_s, ".2f"), fmt(r.rate), fmt(r.p50_ms, ".1f"),
+                  fmt(r.p99_ms, ".1f"), fmt(r.unloaded_p50_ms, ".1f"), fmt(r.unloaded_p99_ms, ".1f"),
+                  fmt(r.ingress_rate), fmt(r.submit_p50_ms, ".1f"), fmt(r.py_cores, ".2f"),
+                  fmt(r.host_busy_pct), checks)
+    return t
+
+
+def summary_table(results: list[Result]) -> Table:
+    raw = {r.config: r for r in results if r.config.startswith("raw")}
+    per_msg, batched = raw.get("raw pika, confirm/msg"), raw.get("raw pika, batched")
+    t = Table(title="Summary (ratio = hub msgs/s ÷ raw pika msgs/s; target ≥ 0.30)", title_justify="left")
+    for col in ("configuration", "messages", "msgs/s", "p50 ms", "p99 ms", "÷ raw confirm/msg", "÷ raw batched"):
+        t.add_column(col, justify="left" if col == "configuration" else "right")
+    for r in results:
+        t.add_row(r.config, str(r.messages), fmt(r.rate), fmt(r.p50_ms, ".1f"), fmt(r.p99_ms, ".1f"),
+                  _ratio(r, per_msg), _ratio(r, batched))
+    return t
+
+
+def _ratio(r: Result, base: Result | None) -> str:
+    if base is None or r.config.startswith("raw"):
+        return "–"
+    ratio = r.rate / base.rate
+    return f"[{'green' if ratio >= 0.30 else 'red'}]{ratio:.2f}[/]"
+
+
+def machine() -> dict[str, str]:
+    info = {"cores": str(os.cpu_count()), "python": platform.python_version()}
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+        info["memory"] = f"{kib / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return info
+
+
+# ── main ─────────────────────────────────────────────────────────────────────────────────────
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--messages", type=int, default=2000, help="messages measured per configuration (default 2000)")
+    p.add_argument("--only", choices=("embedded", "production", "raw"), help="run one configuration only")
+    p.add_argument("--warmup", type=int, default=300, help="messages sent first and not counted (default 300)")
+    p.add_argument("--clients", type=int, default=4, help="client threads submitting (and raw publishers) (default 4)")
+    p.add_argument("--routers", type=int, default=2, help="route consumers, hub.start_workers(routers=K) (default 2)")
+    p.add_argument("--probe", type=int, default=50, help="messages sent one at a time after the run (default 50)")
+    p.add_argument("--poll-ms", type=float, default=10.0, help="inbox poll interval when empty (default 10)")
+    p.add_argument("--batch", type=int, default=Settings.model_fields["relay_batch"].default,
+                   help="raw batched publisher: messages per confirmed batch (default: the relay's batch)")
+    p.add_argument("--prefetch", type=int, default=Settings.model_fields["worker_prefetch"].default,
+                   help="raw consumer prefetch (default: the hub's worker prefetch)")
+    p.add_argument("--timeout", type=float, default=300.0, help="give up waiting for acks after this many seconds")
+    p.add_argument("--database-url", default=PG_URL, help="PostgreSQL for the production configuration")
+    p.add_argument("--amqp-url", default=AMQP_URL, help="RabbitMQ for the production configuration and raw pika")
+    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+
+    want = {args.only} if args.only else {"raw", "embedded", "production"}
+    m = machine()
+    console.print(f"[bold]wib-hub throughput[/]: {args.messages} messages per configuration after {args.warmup} "
+                  f"warm-up, {args.clients} client threads, {args.routers} routers, {len(REGIONS)} inbox threads; "
+                  f"{m['cores']} cores, {m.get('memory', '?')}, Python {m['python']}")
+    results: list[Result] = []
+    started = time.perf_counter()
+    if "raw" in want:
+        bodies = envelope_bodies(min(args.messages, 500))
+        size = statistics.mean(len(b) for b in bodies)
+        console.print(f"raw pika: bodies are the hub's envelopes for the same applications, {size:,.0f} bytes on average")
+        for mode in ("confirm/msg", "batched"):
+            with console.status(f"raw pika, {mode}…"):
+                r = run_raw(mode, bodies, args)
+            r.notes["body_bytes"] = round(size)
+            results.append(r)
+            console.print(f"  {r.config}: {r.rate:,.0f} msgs/s")
+    for config in ("embedded", "production"):
+        if config in want:
+            with console.status(f"hub, {config}…"):
+                r = run_hub(config, args)
+            results.append(r)
+            console.print(f"  {r.config}: {r.rate:,.0f} msgs/s ({', '.join(f'{k} {v}' for k, v in r.notes['versions'].items())})")
+    console.print()
+    console.print(detail_table(results))
+    console.print(summary_table(results))
+    console.print(f"total {time.perf_counter() - started:.0f} s. Latencies under load include queueing behind the "
+                  "backlog (closed loop); the one-at-a-time columns are the path alone.")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": m, "args": {k: v for k, v in vars(args).items()
+                                                                 if k not in ("database_url", "amqp_url", "json")},
+                                         "results": [asdict(r) for r in results]}, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
