@@ -19,17 +19,14 @@ from hub import audit, policy
 from hub.audit import AuditEvent
 from hub.dossier import next_state, outcome_of
 from hub.envelope import Envelope, new_id, payload_hash, utcnow
-from hub.errors import (
-    FlowDisabled, HubError, InvalidTransition, MalformedMessage,
-    UnknownDossier,
-)
+from hub.errors import FlowDisabled, HubError, InvalidTransition, MalformedMessage, UnknownDossier
 from hub.flows import Flow, Registry, region_party
 from hub.store.schema import dossiers, messages, outbox
 
 
 @dataclass
 class Submission:
-    """What a party hands the hub: the API and the queue ingress both build one."""
+    """What a party hands the hub, whichever way it came in (today: the API)."""
 
     flow_id: str
     sender: str

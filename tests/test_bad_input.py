@@ -184,3 +184,24 @@ def test_no_delivery_reaches_an_unrelated_party(h):
     assert h.get("region.flanders", "/v1/inbox").json()["items"]
     assert h.get("region.wallonia", "/v1/inbox").json()["items"] == []
     assert h.get("dvz", "/v1/inbox").json()["items"] == []
+
+
+@pytest.mark.parametrize("method,path,kw", [
+    ("GET", "/v1/inbox?limit=100000", {}),
+    ("POST", "/v1/inbox/not-a-number/ack", {}),
+    ("POST", "/v1/applications", {"headers": {"Idempotency-Key": "x" * 65}}),
+])
+def test_bad_parameters_get_the_same_error_shape(h, method, path, kw):
+    before = _counts(h.hub)
+    headers = {**h.as_("portal"), **kw.get("headers", {})}
+    r = h.http.request(method, path, headers=headers, json=samples.synthetic_application(1))
+    _refused(h, r, 400, "invalid_request", before)
+
+
+def test_ack_of_another_partys_delivery_is_not_found(h):
+    open_dossier(h)
+    item = h.get("region.flanders", "/v1/inbox").json()["items"][0]
+    r = h.http.post(f"/v1/inbox/{item['id']}/ack", headers=h.as_("region.wallonia"))
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    assert h.http.post(f"/v1/inbox/{item['id']}/ack", headers=h.as_("region.flanders")).json()["already"] is False
+    assert h.http.post(f"/v1/inbox/{item['id']}/ack", headers=h.as_("region.flanders")).json()["already"] is True

@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import audit
 from hub.api import authorities, portal, system
 from hub.audit import AuditEvent
 from hub.bootstrap import Hub
-from hub.errors import HubError, PayloadTooLarge
+from hub.errors import HubError, MalformedMessage, PayloadTooLarge
 
 
 def create_app(hub: Hub) -> FastAPI:
@@ -27,6 +28,12 @@ def create_app(hub: Hub) -> FastAPI:
             record_refusal(hub, request, err)
         return JSONResponse(err.as_body(), status_code=err.status,
                             headers={"WWW-Authenticate": "Bearer"} if err.status == 401 else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        # query, path and header parameters FastAPI checks itself: same shape, same trace as ours
+        detail = [{"path": "/" + "/".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in err.errors()]
+        return await _hub_error(request, MalformedMessage(detail, code="invalid_request"))
 
     app.add_middleware(BodyLimit, limit=hub.settings.max_body_bytes, hub=hub)
     return app

@@ -18,7 +18,10 @@ PROFESSIONAL_CARD_FLOW = "professional-card.application-submitted"
 @router.post("/applications", status_code=202,
              summary="Submit an application (Art. 2 §1 1°): the hub opens a dossier and routes it to the competent region")
 def submit_application(hub: HubDep, caller: CallerDep, payload: Annotated[Any, Depends(json_body)],
-                       idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+                       idempotency_key: Annotated[str | None, Header(
+                           max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
+                           description="the portal's own id for this submission: a retry is not processed twice",
+                       )] = None) -> JSONResponse:
     kind = payload.get("application_kind") if isinstance(payload, dict) else None
     flow = PROFESSIONAL_CARD_FLOW if kind == "professional_card" else APPLICATION_FLOW
     accepted = submit(hub.ingress, Submission(flow_id=flow, sender=caller.party, payload=payload,
