@@ -17,9 +17,12 @@ Two hub configurations, built with hub.bootstrap.build_hub like `wib-hub serve`:
   embedded    SQLite file + the embedded transport, in a temporary directory
 
 Load is driven in-process (hub.pipeline.submit from several client threads): the HTTP layer
-(FastAPI, token checks, JSON bodies) is not measured here. Each message is a different synthetic
-application (`single-permit.application-submitted`): it opens a dossier and is delivered, projected,
-to the competent region; the four regions take turns, each with its own consumer thread.
+(FastAPI, token checks, JSON bodies) is not measured by default. Each message is a different
+synthetic application (`single-permit.application-submitted`): it opens a dossier and is delivered,
+projected, to the competent region; the four regions take turns, each with its own consumer thread.
+  --worker-process  relay and routers run in a `wib-hub worker` process beside the benchmark's
+  --http            the hub runs as `wib-hub serve` in its own process; clients and inboxes are
+                    httpx clients (POST /v1/applications, GET /v1/inbox, POST /v1/inbox/{id}/ack)
 
 Raw pika baseline, same run, same broker: a durable quorum queue, persistent messages, publisher
 confirms, a consumer with manual acks and the same prefetch, bodies the size of the hub's envelope
@@ -30,9 +33,10 @@ for the same applications. Two publishers:
                 batch confirmed before the next (what the hub's relay does through publish_many)
 
 Figures: msgs/s = messages / (last ack − first submit); latency = submit (or publish) → ack of the
-same message. The load is closed-loop: clients submit as fast as the hub takes them, so the
-loaded latencies include queueing behind the backlog; the "one at a time" columns send one message,
-wait for its ack, and send the next, which gives the latency of the path itself.
+same message; where a hub message waited, per hop, is read back from its own audit events. The
+load is closed-loop: clients submit as fast as the hub takes them, so the loaded latencies include
+queueing behind the backlog; the "one at a time" columns send one message, wait for its ack, and
+send the next, which gives the latency of the path itself.
 
 The figures depend on the machine: everything (this process, PostgreSQL, RabbitMQ) shares its cores,
 and the Python process is bound to one core by the GIL whatever the thread count.
@@ -45,7 +49,10 @@ import itertools
 import json
 import os
 import platform
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +60,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +74,10 @@ from hub.bootstrap import Hub, build_hub
 from hub.envelope import Envelope, new_id
 from hub.flows import region_party
 from hub.pipeline import Submission, submit
-from hub.routing import acknowledge, inbox_item, party_queue
+from hub.routing import ROUTE_QUEUE, acknowledge, inbox_item, party_queue
 from hub.samples import synthetic_application
 from hub.settings import Settings
-from hub.store.db import normalise_url
+from hub.store.db import normalise_url, open_engine
 from hub.store.schema import audit_events, deliveries
 from hub.transport.amqp import retry_queue
 from hub.transport.base import RetryPolicy, parking_queue
@@ -81,7 +89,7 @@ FLOW = "single-permit.application-submitted"
 REGIONS = ("flanders", "wallonia", "brussels", "german_speaking")
 EVENTS_PER_MESSAGE = 7  # received, validated, authorised, stored, routed, delivered, acknowledged
 
-console = Console(width=None if sys.stdout.isatty() else 170)
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 # ── figures ──────────────────────────────────────────────────────────────────────────────────
@@ -97,20 +105,40 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 class CpuMeter:
-    """CPU used by this process (all threads) and by the whole host, over an interval."""
+    """CPU used over an interval by this process (all threads) and/or other processes, and by the host."""
 
-    def __init__(self) -> None:
-        self.proc0, self.host0, self.wall0 = time.process_time(), _host_ticks(), time.perf_counter()
+    def __init__(self, include_self: bool = True, pids: Sequence[int] = ()) -> None:
+        self.include_self, self.pids = include_self, list(pids)
+        self.proc0, self.host0, self.wall0 = self._procs(), _host_ticks(), time.perf_counter()
+
+    def _procs(self) -> float | None:
+        total = time.process_time() if self.include_self else 0.0
+        for pid in self.pids:
+            cpu = _proc_cpu_s(pid)
+            if cpu is None:
+                return None
+            total += cpu
+        return total
 
     def stop(self) -> dict[str, float | None]:
         wall = time.perf_counter() - self.wall0
-        proc = time.process_time() - self.proc0
-        host1 = _host_ticks()
+        proc1, host1 = self._procs(), _host_ticks()
         busy = None
         if self.host0 and host1:
             total, idle = host1[0] - self.host0[0], host1[1] - self.host0[1]
             busy = 100.0 * (total - idle) / total if total else None
-        return {"py_cores": proc / wall if wall else None, "host_busy_pct": busy}
+        cores = (proc1 - self.proc0) / wall if wall and proc1 is not None and self.proc0 is not None else None
+        return {"py_cores": cores, "host_busy_pct": busy}
+
+
+def _proc_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) of another process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _host_ticks() -> tuple[int, int] | None:
@@ -275,7 +303,7 @@ def production_setup(tmp: Path, args: argparse.Namespace) -> HubSetup:
         # what hub.transport.amqp declares for the route queue and for every queue-delivered party
         from hub.flows import default_contracts_dir, load_registry
         registry = load_registry(settings.contracts_dir or default_contracts_dir())
-        queues = [prefix + "hub.route"] + [party_queue(p.id, prefix) for p in registry.parties.values()
+        queues = [prefix + ROUTE_QUEUE] + [party_queue(p.id, prefix) for p in registry.parties.values()
                                            if p.delivery == "queue"]
         names = [n for q in queues
                  for n in (q, parking_queue(q), *(retry_queue(q, d) for d in sorted(set(RetryPolicy().delays_ms))))]
@@ -295,14 +323,20 @@ def run_hub(config: str, args: argparse.Namespace) -> Result:
     with tempfile.TemporaryDirectory(prefix="wib-bench-") as tmpdir:
         setup = (production_setup if config == "production" else embedded_setup)(Path(tmpdir), args)
         try:
-            return _run_hub(config, setup, args)
+            return (_run_hub_http if args.http else _run_hub)(config, setup, args)
         finally:
             setup.cleanup()
 
 
 def _run_hub(config: str, setup: HubSetup, args: argparse.Namespace) -> Result:
     hub = build_hub(setup.settings)
-    hub.start_workers(routers=args.routers)
+    worker: subprocess.Popen | None = None
+    label = f"hub, {config}"
+    if args.worker_process:  # relay and routers in `wib-hub worker`, as the production shape runs them
+        worker, _ = start_hub_process(setup.settings, ["worker", "--routers", str(args.routers)])
+        label += ", worker process"
+    else:
+        hub.start_workers(routers=args.routers)
     inboxes = Inboxes(hub, [region_party(r) for r in REGIONS], poll_s=args.poll_ms / 1000)
     ingress = hub.ingress
     try:
@@ -325,7 +359,7 @@ def _run_hub(config: str, setup: HubSetup, args: argparse.Namespace) -> Result:
         wait_all(list(warm), inboxes.acked, args.timeout, f"{config} warm-up")
 
         batch = payloads(args.messages, offset=0)
-        cpu = CpuMeter()
+        cpu = CpuMeter(pids=[worker.pid] if worker else [])
         submitted, returned = load(batch)
         wait_all(list(submitted), inboxes.acked, args.timeout, config)
         usage = cpu.stop()
@@ -339,14 +373,17 @@ def _run_hub(config: str, setup: HubSetup, args: argparse.Namespace) -> Result:
             return submit(ingress, Submission(flow_id=FLOW, sender="portal", payload=payload)).message_id
 
         un50, un99 = probe(send_one, inboxes.acked, args.probe) if args.probe else (float("nan"),) * 2
-        result = _finish(f"hub, {config}", submitted, inboxes.acked, usage, unloaded_p50_ms=un50, unloaded_p99_ms=un99,
+        result = _finish(label, submitted, inboxes.acked, usage, unloaded_p50_ms=un50, unloaded_p99_ms=un99,
                          ingress_rate=len(submitted) / ingress_wall, submit_p50_ms=percentile(in_submit, 50))
         inboxes.close()
         result.notes.update(check_store(hub, args.warmup + args.messages + args.probe))
+        result.notes["stages"] = stage_latencies(hub.engine, list(submitted))
         result.notes["versions"] = setup.versions
         return result
     finally:
         inboxes.close()
+        if worker is not None:
+            stop_hub_process(worker)
         hub.close()
 
 
@@ -367,6 +404,183 @@ def check_store(hub: Hub, expected: int) -> dict[str, Any]:
     if problems:
         raise RuntimeError("; ".join(problems))
     return {"audit_events": events, "audit": "intact"}
+
+
+STAGES = (("received", "routed", "submit → on the broker"), ("routed", "delivered", "route queue → inbox"),
+          ("delivered", "acknowledged", "inbox → ack"))
+
+
+def stage_latencies(engine: Any, message_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """Where a message waited, from its own audit events' times: p50 and p99 per hop, in ms."""
+    wanted = set(message_ids)
+    times: dict[str, dict[str, datetime]] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_events.c.message_id, audit_events.c.event, audit_events.c.ts)
+                            .where(audit_events.c.event.in_(["received", "routed", "delivered", "acknowledged"])))
+        for mid, event, ts in rows:
+            if mid in wanted:
+                times.setdefault(mid, {})[event] = ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    out = {}
+    for a, b, label in STAGES:
+        lat = [(t[b] - t[a]).total_seconds() * 1000 for t in times.values() if a in t and b in t]
+        out[label] = (percentile(lat, 50), percentile(lat, 99))
+    return out
+
+
+# ── the hub through its HTTP API (--http) ────────────────────────────────────────────────────
+
+def start_hub_process(st: Settings, command: list[str], **env_extra: str) -> tuple[subprocess.Popen, Path]:
+    """`wib-hub <command>` in its own process, configured through HUB_* as in a deployment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(HUB_DATA_DIR=str(st.data_dir), HUB_DATABASE_URL=st.resolved_database_url(),
+               HUB_BROKER_URL=st.resolved_broker_url(), HUB_QUEUE_PREFIX=st.queue_prefix,
+               HUB_LOG_LEVEL="WARNING", **env_extra)
+    st.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = st.data_dir / f"{command[0]}.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-c", "from hub.cli import app; app()", *command],
+                                env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    return proc, log_path
+
+
+def stop_hub_process(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_hub_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Result:
+    """`wib-hub serve` in its own process (API + relay + one route consumer, as deployed on one
+    machine); clients and inboxes are httpx clients in this process, one keep-alive connection each."""
+    import httpx
+
+    st = setup.settings
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server, log_path = start_hub_process(st, ["serve"], HUB_HOST="127.0.0.1", HUB_PORT=str(port),
+                                         HUB_TOKEN_TTL_SECONDS="3600")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"wib-hub serve did not become ready: {log_path.read_text()[-2000:]}")
+            time.sleep(0.2)
+        secrets = json.loads(st.resolved_clients_file().read_text())
+
+        def client_for(party: str) -> httpx.Client:
+            r = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials", "client_id": party,
+                                                        "client_secret": secrets[party]["secret"]})
+            r.raise_for_status()
+            return httpx.Client(base_url=base, timeout=60,
+                                headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+
+        acked: dict[str, float] = {}
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def inbox(party: str) -> None:
+            http = client_for(party)
+            while not stop.is_set():
+                try:
+                    r = http.get("/v1/inbox", params={"limit": 100})
+                    r.raise_for_status()
+                    items = r.json()["items"]
+                    if not items:
+                        stop.wait(args.poll_ms / 1000)
+                        continue
+                    for item in items:
+                        http.post(f"/v1/inbox/{item['id']}/ack").raise_for_status()
+                        acked[item["message_id"]] = time.perf_counter()
+                except BaseException as exc:
+                    errors.append(exc)
+                    stop.wait(0.5)
+            http.close()
+
+        inbox_threads = [threading.Thread(target=inbox, args=(region_party(r),), daemon=True, name=f"inbox-{r}")
+                         for r in REGIONS]
+        for t in inbox_threads:
+            t.start()
+        portals = [client_for("portal") for _ in range(args.clients)]
+
+        def load(batch: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+            submitted: dict[str, float] = {}
+            returned: dict[str, float] = {}
+
+            def client(job: tuple[httpx.Client, Sequence[dict[str, Any]]]) -> None:
+                http, chunk = job
+                for payload in chunk:
+                    t0 = time.perf_counter()
+                    r = http.post("/v1/applications", json=payload)
+                    if r.status_code != 202:
+                        raise RuntimeError(f"POST /v1/applications: {r.status_code} {r.text[:300]}")
+                    mid = r.json()["message_id"]
+                    returned[mid] = time.perf_counter()
+                    submitted[mid] = t0
+
+            run_threads(client, list(zip(portals, split(batch, args.clients))), "client")
+            return submitted, returned
+
+        warm, _ = load(payloads(args.warmup, offset=1_000_000))
+        wait_all(list(warm), acked, args.timeout, f"{config} warm-up (HTTP)")
+        batch = payloads(args.messages, offset=0)
+        cpu = CpuMeter(include_self=False, pids=[server.pid])  # the hub's process, not the HTTP clients
+        submitted, returned = load(batch)
+        wait_all(list(submitted), acked, args.timeout, f"{config} (HTTP)")
+        usage = cpu.stop()
+        if errors:
+            raise errors[0]
+
+        def send_one(i: int) -> str:
+            payload = synthetic_application(2_000_000 + i, competent_region=REGIONS[i % len(REGIONS)])
+            r = portals[0].post("/v1/applications", json=payload)
+            r.raise_for_status()
+            return r.json()["message_id"]
+
+        un50, un99 = probe(send_one, acked, args.probe) if args.probe else (float("nan"),) * 2
+        in_submit = [(returned[m] - submitted[m]) * 1000 for m in submitted]
+        result = _finish(f"hub, {config}, HTTP", submitted, acked, usage, unloaded_p50_ms=un50,
+                         unloaded_p99_ms=un99,
+                         ingress_rate=len(submitted) / (max(returned.values()) - min(submitted.values())),
+                         submit_p50_ms=percentile(in_submit, 50))
+        result.notes["ids"] = list(submitted)
+        stop.set()
+        for t in inbox_threads:
+            t.join(timeout=10)
+        for c in portals:
+            c.close()
+    finally:
+        stop_hub_process(server)  # uvicorn stops, then `serve` closes the hub
+    engine = open_engine(st.resolved_database_url())
+    try:
+        # the token requests leave audit events of their own: count the deliveries, verify the chain
+        with engine.connect() as conn:
+            acked_rows = conn.execute(select(func.count()).select_from(deliveries)
+                                      .where(deliveries.c.acked_at.is_not(None))).scalar_one()
+            events = conn.execute(select(func.count()).select_from(audit_events)).scalar_one()
+        report = audit.verify(engine)
+        stages = stage_latencies(engine, list(result.notes["ids"]))
+    finally:
+        engine.dispose()
+    expected = args.warmup + args.messages + args.probe
+    if acked_rows != expected or not report.intact:
+        raise RuntimeError(f"{config} (HTTP): {acked_rows} of {expected} acknowledged; {report}")
+    del result.notes["ids"]
+    result.notes.update(audit_events=events, audit="intact", versions=setup.versions, stages=stages)
+    return result
 
 
 # ── raw pika ─────────────────────────────────────────────────────────────────────────────────
@@ -548,7 +762,8 @@ def run_raw(mode: str, bodies: list[bytes], args: argparse.Namespace) -> Result:
             def load(tag: str, count: int) -> dict[str, float]:
                 submitted: dict[str, float] = {}
                 for start in range(0, count, args.batch):
-                    items = [(f"{tag}-{i}", bodies[i % len(bodies)]) for i in range(start, min(start + args.batch, count))]
+                    items = [(f"{tag}-{i}", bodies[i % len(bodies)])
+                             for i in range(start, min(start + args.batch, count))]
                     t0 = time.perf_counter()
                     for mid, _ in items:
                         submitted[mid] = t0
@@ -563,7 +778,7 @@ def run_raw(mode: str, bodies: list[bytes], args: argparse.Namespace) -> Result:
         warm = load("warm", args.warmup)
         wait_all(list(warm), consumer.acked, args.timeout, f"raw {mode} warm-up")
         cpu = CpuMeter()
-        submitted = load("run", args.messages)
+        submitted = load("run", args.raw_messages)
         wait_all(list(submitted), consumer.acked, args.timeout, f"raw {mode}")
         usage = cpu.stop()
         un50, un99 = probe(send_one, consumer.acked, args.probe) if args.probe else (float("nan"),) * 2
@@ -591,14 +806,37 @@ def fmt(value: float | None, spec: str = ".0f") -> str:
 def detail_table(results: list[Result]) -> Table:
     t = Table(title="Runs in detail", title_justify="left")
     for col in ("configuration", "msgs", "wall s", "msgs/s", "p50 ms", "p99 ms", "1-at-a-time p50 ms",
-                "1-at-a-time p99 ms", "ingress/s", "in submit() p50 ms", "py CPU (cores)", "host busy %", "checks"):
+                "1-at-a-time p99 ms", "ingress/s", "in submit() p50 ms", "Python CPU (cores)", "host busy %",
+                "host CPU ms/msg", "checks"):
         t.add_column(col, justify="left" if col in ("configuration", "checks") else "right")
     for r in results:
-        checks = f"{r.notes['audit_events']} audit events, chain {r.notes['audit']}" if "audit" in r.notes else ""
+        checks = f"{r.notes['audit_events']} events, chain {r.notes['audit']}" if "audit" in r.notes else ""
         t.add_row(r.config, str(r.messages), fmt(r.wall_s, ".2f"), fmt(r.rate), fmt(r.p50_ms, ".1f"),
                   fmt(r.p99_ms, ".1f"), fmt(r.unloaded_p50_ms, ".1f"), fmt(r.unloaded_p99_ms, ".1f"),
                   fmt(r.ingress_rate), fmt(r.submit_p50_ms, ".1f"), fmt(r.py_cores, ".2f"),
-                  fmt(r.host_busy_pct), checks)
+                  fmt(r.host_busy_pct), fmt(host_ms_per_message(r), ".2f"), checks)
+    return t
+
+
+def host_ms_per_message(r: Result) -> float | None:
+    if r.host_busy_pct is None or not os.cpu_count():
+        return None
+    return r.host_busy_pct / 100 * os.cpu_count() / r.rate * 1000
+
+
+def stage_table(results: list[Result]) -> Table | None:
+    hubs = [r for r in results if "stages" in r.notes]
+    if not hubs:
+        return None
+    t = Table(title="Where a hub message waits (from its audit events; p50 / p99 ms, under the load)",
+              title_justify="left")
+    t.add_column("configuration")
+    t.add_column("in submit() p50", justify="right")
+    for _, _, label in STAGES:
+        t.add_column(label, justify="right")
+    for r in hubs:
+        t.add_row(r.config, fmt(r.submit_p50_ms, ".1f"),
+                  *(f"{fmt(p50, '.1f')} / {fmt(p99, '.1f')}" for p50, p99 in r.notes["stages"].values()))
     return t
 
 
@@ -642,6 +880,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=300, help="messages sent first and not counted (default 300)")
     p.add_argument("--clients", type=int, default=4, help="client threads submitting (and raw publishers) (default 4)")
     p.add_argument("--routers", type=int, default=2, help="route consumers, hub.start_workers(routers=K) (default 2)")
+    p.add_argument("--raw-messages", type=int, default=10000,
+                   help="messages per raw pika baseline (default 10000: it is fast, more make a steadier figure)")
+    p.add_argument("--http", action="store_true",
+                   help="drive the hub through the HTTP API of `wib-hub serve` (its own process) instead")
+    p.add_argument("--worker-process", action="store_true",
+                   help="relay and routers in a `wib-hub worker` process beside this one (not with --http)")
     p.add_argument("--probe", type=int, default=50, help="messages sent one at a time after the run (default 50)")
     p.add_argument("--poll-ms", type=float, default=10.0, help="inbox poll interval when empty (default 10)")
     p.add_argument("--batch", type=int, default=Settings.model_fields["relay_batch"].default,
@@ -656,15 +900,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     want = {args.only} if args.only else {"raw", "embedded", "production"}
     m = machine()
-    console.print(f"[bold]wib-hub throughput[/]: {args.messages} messages per configuration after {args.warmup} "
-                  f"warm-up, {args.clients} client threads, {args.routers} routers, {len(REGIONS)} inbox threads; "
+    console.print(f"[bold]wib-hub throughput[/]: {args.messages} messages per hub configuration "
+                  f"({args.raw_messages} per raw baseline) after {args.warmup} warm-up, {args.clients} client threads, "
+                  f"{'HTTP, `wib-hub serve`' if args.http else f'{args.routers} routers'}, "
+                  f"{len(REGIONS)} inbox threads; "
                   f"{m['cores']} cores, {m.get('memory', '?')}, Python {m['python']}")
     results: list[Result] = []
     started = time.perf_counter()
     if "raw" in want:
-        bodies = envelope_bodies(min(args.messages, 500))
+        bodies = envelope_bodies(500)
         size = statistics.mean(len(b) for b in bodies)
-        console.print(f"raw pika: bodies are the hub's envelopes for the same applications, {size:,.0f} bytes on average")
+        console.print(f"raw pika: bodies are the hub's envelopes for the same applications, "
+                      f"{size:,.0f} bytes on average")
         for mode in ("confirm/msg", "batched"):
             with console.status(f"raw pika, {mode}…"):
                 r = run_raw(mode, bodies, args)
@@ -676,9 +923,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             with console.status(f"hub, {config}…"):
                 r = run_hub(config, args)
             results.append(r)
-            console.print(f"  {r.config}: {r.rate:,.0f} msgs/s ({', '.join(f'{k} {v}' for k, v in r.notes['versions'].items())})")
+            versions = ", ".join(f"{k} {v}" for k, v in r.notes["versions"].items())
+            console.print(f"  {r.config}: {r.rate:,.0f} msgs/s ({versions})")
     console.print()
     console.print(detail_table(results))
+    console.print("[dim]msgs/s = messages ÷ (last ack − first submit). p50/p99: submit → ack under the "
+                  "closed-loop load (queueing included); 1-at-a-time: one message in flight. ingress/s: submits "
+                  "accepted per second during the load; in submit(): time a client waited for its answer. Python "
+                  "CPU: cores used by the hub's processes (--http: the `serve` process only; raw: the publisher and "
+                  "consumer). host busy: all cores, all processes (PostgreSQL and RabbitMQ included); host CPU "
+                  "ms/msg = busy cores ÷ msgs/s.[/]")
+    if (stages := stage_table(results)) is not None:
+        console.print(stages)
     console.print(summary_table(results))
     console.print(f"total {time.perf_counter() - started:.0f} s. Latencies under load include queueing behind the "
                   "backlog (closed loop); the one-at-a-time columns are the path alone.")
