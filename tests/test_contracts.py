@@ -328,3 +328,55 @@ def test_categories_on_a_ref_and_its_override(tmp_path):
     assert contract.categories(payload) == {"identification", "financial", "contact"}
     assert contract.project(payload, {"identification"}) == {"person": {"name": "a"}}
     assert contract.project(payload, {"contact", "financial"}) == {"person": {"pay": 1}, "other": {"name": "b"}}
+
+
+# ── the fast validator agrees with the reference one ─────────────────────────────────────────────
+
+def _mutations(value, path=()):
+    """Small wrong versions of a valid payload: a key dropped or added, a value of the wrong kind."""
+    if isinstance(value, dict):
+        for key in value:
+            yield path + (key,), "drop"
+            yield from _mutations(value[key], path + (key,))
+        yield path + ("unexpected_field",), 1
+    elif isinstance(value, list):
+        yield path, {}
+        yield path, [None]
+        for i, item in enumerate(value[:2]):
+            yield from _mutations(item, path + (i,))
+    else:
+        for wrong in ({}, [], None, 12345, True, "", "x" * 3000, "2026-13-45", "not-a-number"):
+            if wrong != value:
+                yield path, wrong
+
+
+def _apply_mutation(payload, path, change):
+    out = copy.deepcopy(payload)
+    target = out
+    for step in path[:-1]:
+        target = target[step]
+    if change == "drop":
+        del target[path[-1]]
+    elif path:
+        target[path[-1]] = change
+    else:
+        return change
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_PAYLOADS))
+def test_fast_validator_agrees_with_reference(contracts, name):
+    contract = contracts[name]
+    base = sample_payload(name, "WIB-2026-000042")
+    disagreements = []
+    for path, change in _mutations(base):
+        candidate = _apply_mutation(base, path, change)
+        reference = contract._validator.is_valid(candidate)
+        try:
+            contract._fast(candidate)
+            fast = True
+        except Exception:  # noqa: BLE001 - any refusal counts
+            fast = False
+        if reference != fast:
+            disagreements.append(("/".join(map(str, path)), repr(change)[:30], reference, fast))
+    assert not disagreements, disagreements[:10]
