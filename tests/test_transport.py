@@ -391,3 +391,64 @@ def test_amqp_consumer_and_publishers_reconnect(amqp_url, tmp_path):
         wait_until(lambda: {"after", "after-batch"} <= {d.message_id for d in seen}, timeout=20)
     finally:
         b.cleanup()
+
+
+# --- batch consumption --------------------------------------------------------------------------
+
+def consume_batch(broker, transport, queue: str, handler, max_batch: int = 20):
+    stop = threading.Event()
+    thread = threading.Thread(target=transport.consume_batch, args=(queue, handler),
+                              kwargs={"stop": stop, "prefetch": 100, "max_batch": max_batch}, daemon=True)
+    thread.start()
+    broker.consumers.append((stop, thread))
+    return stop
+
+
+def test_burst_is_handed_over_in_batches_once_each(broker):
+    t = broker.open()
+    q = broker.queue(t)
+    t.publish_many([(q, f"m-{i}", f"body {i}".encode(), None) for i in range(250)])
+    batches: list[list[str]] = []
+    consume_batch(broker, t, q, lambda batch: batches.append([d.message_id for d in batch]))
+    wait_until(lambda: sum(map(len, batches)) >= 250)
+    wait_until(lambda: t.depth(q) == 0)
+    seen = [m for b in batches for m in b]
+    assert sorted(seen) == sorted(f"m-{i}" for i in range(250)) and len(seen) == 250
+    assert max(map(len, batches)) > 1 and max(map(len, batches)) <= 20
+    assert t.parked(q) == []
+
+
+def test_poison_message_stands_alone_and_is_parked(broker):
+    t = broker.open()
+    q = broker.queue(t)
+    t.publish_many([(q, f"m-{i}", b"x", None) for i in range(10)])
+    delivered: list[str] = []
+    attempts: list[int] = []
+
+    def handler(batch):
+        if any(d.message_id == "m-4" for d in batch):
+            attempts.extend(d.attempt for d in batch if d.message_id == "m-4")
+            raise RuntimeError("cannot handle m-4")
+        delivered.extend(d.message_id for d in batch)
+
+    consume_batch(broker, t, q, handler)
+    wait_until(lambda: len(t.parked(q)) == 1, timeout=15)
+    assert sorted(delivered) == sorted(f"m-{i}" for i in range(10) if i != 4)
+    assert [d.message_id for d in t.parked(q)] == ["m-4"]
+    assert max(attempts) == FAST.max_attempts
+
+
+def test_reject_in_a_batch_parks_at_once(broker):
+    t = broker.open()
+    q = broker.queue(t)
+    t.publish_many([(q, "good", b"x", None), (q, "bad", b"x", None)])
+    delivered: list[str] = []
+
+    def handler(batch):
+        if any(d.message_id == "bad" for d in batch):
+            raise Reject("unreadable")
+        delivered.extend(d.message_id for d in batch)
+
+    consume_batch(broker, t, q, handler)
+    wait_until(lambda: len(t.parked(q)) == 1)
+    assert delivered == ["good"] and t.parked(q)[0].attempt == 1

@@ -1,5 +1,6 @@
 """The broker port and its two adapters: RabbitMQ (amqp) and an embedded durable SQLite transport."""
 from hub.transport.base import (
+    BatchHandler,
     Delivery,
     Handler,
     PublishNotConfirmed,
@@ -12,6 +13,7 @@ from hub.transport.base import (
 )
 
 __all__ = [
+    "BatchHandler",
     "Delivery",
     "Handler",
     "PublishNotConfirmed",

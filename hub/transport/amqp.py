@@ -27,7 +27,7 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
 from hub.transport.base import (
-    Delivery, Handler, Item, PublishNotConfirmed, Reject, RetryPolicy, TransportError, parking_queue,
+    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, Reject, RetryPolicy, TransportError, parking_queue,
 )
 
 log = structlog.get_logger(__name__)
@@ -267,10 +267,71 @@ class AmqpTransport:
                         pass
         log.info("transport.consumer_stopped", queue=queue, transport="amqp")
 
+    def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
+                      max_batch: int = 100, max_wait_ms: int = 5) -> None:
+        """Deliveries gathered in the channel callback, handed over together; on a failing batch each
+        is handed over alone and settled by the per-message rules (`_settle`)."""
+        prefetch = max(prefetch, max_batch)
+        backoff = _Backoff()
+        while not self._stopping(stop):
+            conn = None
+            try:
+                conn = self._connect(f"consumer {queue}")
+                ch = conn.channel()
+                ch.basic_qos(prefetch_count=prefetch)
+                self.declare(queue)
+                ready: list[tuple[Any, pika.BasicProperties, bytes]] = []
+                ch.basic_consume(queue, lambda _ch, m, p, b: ready.append((m, p, b)), auto_ack=False)
+                log.info("transport.consuming", queue=queue, transport="amqp", batch=max_batch)
+                backoff.reset()
+                last_keepalive = time.monotonic()
+                while not self._stopping(stop):
+                    conn.process_data_events(time_limit=0.2)
+                    deadline = time.monotonic() + max_wait_ms / 1000
+                    while ready and len(ready) < max_batch and time.monotonic() < deadline:
+                        conn.process_data_events(time_limit=0)
+                    while ready and not self._stopping(stop):
+                        taken, ready[:] = ready[:max_batch], ready[max_batch:]
+                        self._handle_batch(queue, handler, ch, taken)
+                    if time.monotonic() - last_keepalive > 5:
+                        self._keep_publisher_alive()
+                        last_keepalive = time.monotonic()
+            except Exception as exc:  # broker gone, channel closed, retry copy not confirmed, ...
+                if self._stopping(stop):
+                    break
+                delay = backoff.next()
+                log.warning("transport.consumer_reconnect", queue=queue, error=type(exc).__name__,
+                            retry_in_s=round(delay, 2))
+                stop.wait(delay)
+            finally:
+                if conn is not None and conn.is_open:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+        log.info("transport.consumer_stopped", queue=queue, transport="amqp")
+
+    def _handle_batch(self, queue: str, handler: BatchHandler, ch: BlockingChannel,
+                      taken: list[tuple[Any, pika.BasicProperties, bytes]]) -> None:
+        try:
+            handler([_delivery(queue, m, p, b) for m, p, b in taken])
+        except Exception as exc:
+            log.info("transport.batch_failed", queue=queue, size=len(taken), error=type(exc).__name__)
+            for m, p, b in taken:
+                self._settle(queue, lambda d: handler([d]), ch, m, p, b)
+        else:
+            # every earlier tag on this channel is settled already: one ack covers the batch
+            ch.basic_ack(taken[-1][0].delivery_tag, multiple=True)
+
     def _on_message(self, queue: str, handler: Handler, stop: threading.Event, ch: BlockingChannel,
                     method: Any, props: pika.BasicProperties, body: bytes) -> None:
         if self._stopping(stop):
             return  # left unacked: the broker gives it back when this connection closes
+        self._settle(queue, handler, ch, method, props, body)
+
+    def _settle(self, queue: str, handler: Handler, ch: BlockingChannel, method: Any,
+                props: pika.BasicProperties, body: bytes) -> None:
+        """One delivery through the handler: ack, delayed retry, or parking."""
         delivery = _delivery(queue, method, props, body)
         try:
             handler(delivery)

@@ -45,6 +45,10 @@ Handler = Callable[[Delivery], None]
 """Returns normally → ack; raises Retry (or any other exception) → delayed retry, up to
 max_attempts, then parking; raises Reject → parking at once."""
 
+BatchHandler = Callable[[Sequence[Delivery]], None]
+"""Returns normally → all acked; raises → each delivery is handed over again alone (a batch of one)
+and settled by the Handler rules above, so one bad message neither holds back nor retries the rest."""
+
 Item = tuple[str, str, bytes, Mapping[str, Any] | None]
 """One message for publish_many: (queue, message_id, body, headers)."""
 
@@ -63,6 +67,11 @@ class Transport(Protocol):
 
     def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
         """Blocks until `stop` is set; survives broker restarts by reconnecting with backoff."""
+
+    def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
+                      max_batch: int = 100, max_wait_ms: int = 5) -> None:
+        """Like consume, with up to max_batch ready deliveries a call (waiting at most max_wait_ms
+        after the first for more)."""
 
     def parked(self, queue: str) -> list[Delivery]:
         """What sits in the queue's parking companion, read without removing it."""

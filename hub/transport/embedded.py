@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from hub.transport.base import (
-    Delivery, Handler, Item, Reject, RetryPolicy, TransportError, parking_queue,
+    BatchHandler, Delivery, Handler, Item, Reject, RetryPolicy, TransportError, parking_queue,
 )
 
 log = structlog.get_logger(__name__)
@@ -150,6 +150,30 @@ class EmbeddedTransport:
     # --- consuming --------------------------------------------------------------------------
 
     def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
+        self._loop(queue, prefetch, stop, lambda claimed: self._handle(queue, claimed, handler, stop))
+
+    def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
+                      max_batch: int = 100, max_wait_ms: int = 5) -> None:
+        """A claim is already a batch: it goes to the handler in slices of max_batch; a slice that
+        fails goes through `_handle` one delivery at a time, by the per-message rules."""
+        def process(claimed: list[_Claim]) -> None:
+            for start in range(0, len(claimed), max_batch):
+                if stop.is_set() or self._closed.is_set():
+                    self._settle(queue, claimed[0].lease_until,
+                                 _Outcome(unhandled=[c.row_id for c in claimed[start:]]))
+                    return
+                part = claimed[start:start + max_batch]
+                try:
+                    handler([c.delivery for c in part])
+                except Exception as exc:
+                    log.info("transport.batch_failed", queue=queue, size=len(part), error=type(exc).__name__)
+                    self._handle(queue, part, lambda d: handler([d]), stop)
+                else:
+                    self._settle(queue, part[0].lease_until, _Outcome(done=[c.row_id for c in part]))
+        self._loop(queue, max(prefetch, max_batch), stop, process)
+
+    def _loop(self, queue: str, prefetch: int, stop: threading.Event,
+              process: Callable[[list[_Claim]], None]) -> None:
         idle = self._idle[0]
         log.info("transport.consuming", queue=queue, transport="embedded")
         while not stop.is_set() and not self._closed.is_set():
@@ -158,7 +182,7 @@ class EmbeddedTransport:
                 claimed = self._claim(queue, prefetch)
                 if claimed:
                     idle = self._idle[0]
-                    self._handle(queue, claimed, handler, stop)
+                    process(claimed)
                     continue
             except OperationalError as exc:  # file locked past busy_timeout, disk trouble: wait, go on
                 log.warning("transport.consumer_retry", queue=queue, error=type(exc).__name__)
