@@ -16,7 +16,7 @@ from hub.flows import Registry, default_contracts_dir, load_registry
 from hub.pipeline import Ingress
 from hub.routing import ROUTE_QUEUE, Relay, Router, party_queue
 from hub.settings import Settings
-from hub.store import migrate, open_engine
+from hub.store import migrate, open_engine, reader
 from hub.transport import Transport, open_transport
 
 log = structlog.get_logger("hub")
@@ -33,9 +33,9 @@ class Hub:
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
-    @property
-    def ingress(self) -> Ingress:
-        return Ingress(self.registry, self.engine, on_stored=self.wake.set)
+    def __post_init__(self) -> None:
+        self.reads = reader(self.engine)
+        self.ingress = Ingress(self.registry, self.engine, on_stored=self.wake.set)
 
     @property
     def route_queue(self) -> str:
@@ -64,7 +64,7 @@ class Hub:
     def ready(self) -> dict[str, bool]:
         checks = {"store": False, "broker": False}
         try:
-            with self.engine.connect() as conn:
+            with self.reads.connect() as conn:
                 conn.execute(text("SELECT 1"))
             checks["store"] = True
         except Exception:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,13 +38,14 @@ class Envelope:
     dossier_id: str | None = None
     acting_person: str | None = None
     received_at: datetime = field(default_factory=utcnow)
+    payload_hash: str = ""          # computed once, then carried along (the audit records it at each step)
 
-    @property
-    def payload_hash(self) -> str:
-        return payload_hash(self.payload)
+    def __post_init__(self) -> None:
+        if not self.payload_hash:
+            object.__setattr__(self, "payload_hash", payload_hash(self.payload))
 
     def to_bytes(self) -> bytes:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _FIELDS}   # no deep copy, unlike asdict
         data["recipients"] = list(self.recipients)
         data["received_at"] = self.received_at.isoformat()
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
@@ -55,3 +56,6 @@ class Envelope:
         data["recipients"] = tuple(data["recipients"])
         data["received_at"] = datetime.fromisoformat(data["received_at"])
         return cls(**data)
+
+
+_FIELDS = tuple(f.name for f in fields(Envelope))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub import audit, policy
@@ -21,6 +21,8 @@ from hub.dossier import next_state, outcome_of
 from hub.envelope import Envelope, new_id, payload_hash, utcnow
 from hub.errors import FlowDisabled, HubError, InvalidTransition, MalformedMessage, UnknownDossier
 from hub.flows import Flow, Registry, region_party
+from hub.store import reader
+from hub.store.group_commit import GroupCommit
 from hub.store.schema import dossiers, messages, outbox
 
 
@@ -66,13 +68,26 @@ class Ingress:
     on_stored: Callable[[], None] = lambda: None   # wakes the outbox relay in the same process
     clock: Callable[[], datetime] = utcnow
 
+    def __post_init__(self) -> None:
+        self.reads = reader(self.engine)
+        self.commits = GroupCommit(self.engine, clock=self.clock)
+
+
+# Statements built once: their construction is a measurable share of a message's cost.
+_INSERT_MESSAGE = insert(messages)
+_INSERT_OUTBOX = insert(outbox)
+_INSERT_DOSSIER = insert(dossiers)
+_SELECT_DOSSIER = select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.state,
+                         dossiers.c.residence_outcome, dossiers.c.work_outcome) \
+    .where(dossiers.c.id == bindparam("dossier_id"))
+
 
 # ── steps ─────────────────────────────────────────────────────────────────────────────────────
 
 def deduplicate(ing: Ingress, t: Transit) -> Transit:
     """A sender that retries with the same message id gets the first answer (idempotent ingress)."""
     if t.submission.message_id:
-        with ing.engine.connect() as conn:
+        with ing.reads.connect() as conn:
             t.duplicate_of = _duplicate(conn, t.submission)
     return t
 
@@ -111,29 +126,32 @@ def authorise(ing: Ingress, t: Transit) -> Transit:
 
 
 def store(ing: Ingress, t: Transit) -> Transit:
-    """One transaction: message, dossier state, outbox row and the audit events of the way in."""
+    """One transaction: message, dossier state, outbox row and the audit events of the way in
+    (shared with whatever other submissions are ready at the same moment: group commit)."""
     s, flow = t.submission, t.flow
     env = Envelope(
         message_id=s.message_id or new_id(), flow_id=flow.id, sender=s.sender, recipients=s.recipients,
         purpose=flow.purpose, correlation_id=s.correlation_id or t.dossier["id"], payload=s.payload,
         dossier_id=t.dossier["id"], acting_person=s.acting_person, received_at=t.received_at,
     )
-    digest = env.payload_hash
-    with ing.engine.begin() as conn:
+
+    def write(conn: Connection) -> list[AuditEvent]:
         _write_dossier(conn, flow, env, t.dossier)
-        conn.execute(insert(messages).values(
+        conn.execute(_INSERT_MESSAGE, dict(
             id=env.message_id, flow_id=flow.id, sender=env.sender, recipients=list(env.recipients),
             purpose=env.purpose, dossier_id=env.dossier_id, correlation_id=env.correlation_id,
-            acting_person=env.acting_person, payload_hash=digest, payload=env.payload,
+            acting_person=env.acting_person, payload_hash=env.payload_hash, payload=env.payload,
             received_at=env.received_at))
-        conn.execute(insert(outbox).values(message_id=env.message_id, created_at=env.received_at))
+        conn.execute(_INSERT_OUTBOX, dict(message_id=env.message_id, created_at=env.received_at))
         common = dict(flow_id=flow.id, message_id=env.message_id, correlation_id=env.correlation_id,
                       dossier_id=env.dossier_id, actor=env.sender, acting_person=env.acting_person,
                       purpose=flow.purpose, legal_basis=flow.legal_basis,
-                      data_categories=sorted(t.categories), payload_hash=digest)
-        audit.append(conn, [AuditEvent("received", **common), AuditEvent("validated", **common),
-                            AuditEvent("authorised", **common, reason=",".join(env.recipients)),
-                            AuditEvent("stored", **common)], now=env.received_at)
+                      data_categories=sorted(t.categories), payload_hash=env.payload_hash)
+        return [AuditEvent("received", **common), AuditEvent("validated", **common),
+                AuditEvent("authorised", **common, reason=",".join(env.recipients)),
+                AuditEvent("stored", **common)]
+
+    ing.commits.write(write)
     t.envelope = env
     return t
 
@@ -153,7 +171,7 @@ def submit(ing: Ingress, submission: Submission) -> Accepted:
                 return t.duplicate_of
     except IntegrityError:
         # the same message id raced in twice: the first one won, this one is its duplicate
-        with ing.engine.connect() as conn:
+        with ing.reads.connect() as conn:
             if dup := _duplicate(conn, submission):
                 return dup
         raise
@@ -189,10 +207,8 @@ def reject(ing: Ingress, s: Submission, err: HubError, t: Transit | None = None)
 def _load_dossier(ing: Ingress, dossier_id: str | None) -> dict[str, Any]:
     if not dossier_id:
         raise MalformedMessage("this flow needs a dossier_id")
-    with ing.engine.connect() as conn:
-        row = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.state,
-                                  dossiers.c.residence_outcome, dossiers.c.work_outcome)
-                           .where(dossiers.c.id == dossier_id)).mappings().first()
+    with ing.reads.connect() as conn:
+        row = conn.execute(_SELECT_DOSSIER, {"dossier_id": dossier_id}).mappings().first()
     if row is None:
         raise UnknownDossier(f"no dossier {dossier_id}")
     return dict(row)
@@ -216,7 +232,7 @@ def _write_dossier(conn: Connection, flow: Flow, env: Envelope, dossier: dict[st
     now = env.received_at
     if flow.creates_dossier:
         p = env.payload
-        conn.execute(insert(dossiers).values(
+        conn.execute(_INSERT_DOSSIER, dict(
             id=dossier["id"], application_kind=p["application_kind"], category=p["category"],
             competent_region=dossier["competent_region"], state=dossier["next_state"],
             application=p, created_at=now, updated_at=now))

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
+from hub.store.db import reader
 from hub.store.schema import audit_events, audit_head
 
 GENESIS = "0" * 64
@@ -61,6 +62,13 @@ def event_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + material.encode()).hexdigest()
 
 
+# Built once: statement construction is a measurable share of a message's cost.
+_LOCK_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_INSERT_EVENTS = audit_events.insert()
+_MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("new_seq"),
+                                                                   hash=bindparam("new_hash"))
+
+
 def append(conn: Connection, events: Iterable[AuditEvent], now: datetime | None = None) -> int:
     """Append events inside the caller's transaction; returns the last sequence number.
 
@@ -70,8 +78,7 @@ def append(conn: Connection, events: Iterable[AuditEvent], now: datetime | None 
     if not events:
         return 0
     now = now or datetime.now(timezone.utc)
-    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)
-                        .where(audit_head.c.id == 1).with_for_update()).one()
+    head = conn.execute(_LOCK_HEAD).one()
     seq, prev = head.seq, head.hash
     rows = []
     for ev in events:
@@ -87,8 +94,8 @@ def append(conn: Connection, events: Iterable[AuditEvent], now: datetime | None 
         row["prev_hash"] = prev
         row["hash"] = prev = event_hash(prev, row)
         rows.append(row)
-    conn.execute(audit_events.insert(), rows)
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+    conn.execute(_INSERT_EVENTS, rows)
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return seq
 
 
@@ -107,7 +114,7 @@ class VerifyReport:
 
 
 def _rows(engine: Engine) -> Iterator[dict[str, Any]]:
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         result = conn.execution_options(yield_per=5000).execute(
             select(audit_events).order_by(audit_events.c.seq))
         for row in result.mappings():
@@ -126,7 +133,7 @@ def verify(engine: Engine) -> VerifyReport:
         if event_hash(prev, row) != row["hash"]:
             return VerifyReport(False, count, expected - 1, row["seq"], "event content does not match its hash")
         prev, expected, count = row["hash"], expected + 1, count + 1
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
     if head.seq != count or head.hash != prev:
         return VerifyReport(False, count, count, count + 1 if head.seq > count else head.seq,
@@ -135,7 +142,7 @@ def verify(engine: Engine) -> VerifyReport:
 
 
 def tail(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         rows = conn.execute(select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)).mappings()
         found = [dict(r) for r in reversed(list(rows))]
     for r in found:  # SQLite hands datetimes back naive; they were written in UTC

@@ -40,10 +40,19 @@ def open_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # readers (see `reader`) take a snapshot and no lock: WAL lets them run beside the writer
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+
+
+READ_ONLY = "hub_read_only"
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that only read (on SQLite: no write lock)."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def _config(connection) -> Config:
