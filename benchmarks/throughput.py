@@ -22,7 +22,7 @@ synthetic application (`single-permit.application-submitted`): it opens a dossie
 projected, to the competent region; the four regions take turns, each with its own consumer thread.
   --worker-process  relay and routers run in a `wib-hub worker` process beside the benchmark's
   --http            the hub runs as `wib-hub serve` in its own process; clients and inboxes are
-                    httpx clients (POST /v1/applications, GET /v1/inbox, POST /v1/inbox/{id}/ack)
+                    httpx clients (POST /v1/applications, GET /v1/inbox, POST /v1/inbox/ack)
 
 Raw pika baseline, same run, same broker: a durable quorum queue, persistent messages, publisher
 confirms, a consumer with manual acks and the same prefetch, bodies the size of the hub's envelope
@@ -265,9 +265,11 @@ class Inboxes:
                     self.stop.wait(self.poll_s)
                     continue
                 items = [inbox_item(r) for r in rows]  # what the API would serialise
+                # as POST /v1/inbox/ack does: the page acknowledged at once
+                acknowledge(hub.engine, hub.registry, party, [item["id"] for item in items])
+                now = time.perf_counter()
                 for item in items:
-                    acknowledge(hub.engine, hub.registry, party, item["id"])
-                    self.acked[item["message_id"]] = time.perf_counter()
+                    self.acked[item["message_id"]] = now
             except BaseException as exc:  # reported by the main thread
                 self.errors.append(exc)
                 self.stop.wait(0.5)
@@ -502,9 +504,10 @@ def _run_hub_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Res
                     if not items:
                         stop.wait(args.poll_ms / 1000)
                         continue
+                    http.post("/v1/inbox/ack", json={"ids": [i["id"] for i in items]}).raise_for_status()
+                    now = time.perf_counter()
                     for item in items:
-                        http.post(f"/v1/inbox/{item['id']}/ack").raise_for_status()
-                        acked[item["message_id"]] = time.perf_counter()
+                        acked[item["message_id"]] = now
                 except BaseException as exc:
                     errors.append(exc)
                     stop.wait(0.5)

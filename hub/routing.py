@@ -12,15 +12,15 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import structlog
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from hub import audit, policy
 from hub.audit import AuditEvent
 from hub.envelope import Envelope, utcnow
-from hub.errors import HubError, NotFound
+from hub.errors import HubError
 from hub.flows import Registry
 from hub.store.schema import deliveries, dossiers, messages, outbox
 from hub.store.upsert import insert_ignore
@@ -84,7 +84,11 @@ class Relay:
 
 @dataclass
 class Router:
-    """Consumes the route queue and delivers each envelope to each of its recipients."""
+    """Consumes the route queue and delivers each envelope to each of its recipients.
+
+    Deliveries come in batches: one transaction and one audit append for the lot. A batch that
+    fails is handed back by the transport one delivery at a time, so a bad one stands alone.
+    """
 
     registry: Registry
     engine: Engine
@@ -94,50 +98,70 @@ class Router:
     clock: Callable[[], datetime] = utcnow
 
     def handle(self, d: Delivery) -> None:
+        self.handle_batch([d])
+
+    def handle_batch(self, batch: Sequence[Delivery]) -> None:
+        envelopes = [self._read(d) for d in batch]
+        now = self.clock()
+        with self.engine.begin() as conn:
+            attached = self._attached(conn, envelopes)
+            rows = [row for env in envelopes for row in self._projections(env, attached, now)]
+            new = insert_ignore(conn, deliveries, rows, ("message_id", "recipient"))
+            by_id = {env.message_id: env for env in envelopes}
+            audit.append(conn, [self._delivered(by_id[r["message_id"]], r) for r in rows
+                                if (r["message_id"], r["recipient"]) in new], now=now)
+        self._push_to_party_queues(rows)
+
+    def _read(self, d: Delivery) -> Envelope:
         try:
             env = Envelope.from_bytes(d.body)
-            flow = self.registry.flow(env.flow_id)
+            self.registry.flow(env.flow_id)
         except (ValueError, KeyError, TypeError, HubError) as err:
             log.error("route_unreadable", message_id=d.message_id, error=type(err).__name__)
             raise Reject(str(err)) from err
-        now = self.clock()
-        contract = self.registry.contract_for(flow)
-        with self.engine.begin() as conn:
-            attached = None
-            if flow.attach_dossier and env.dossier_id:
-                attached = conn.execute(select(dossiers.c.application)
-                                        .where(dossiers.c.id == env.dossier_id)).scalar_one_or_none()
-            rows, events = [], []
-            for recipient in env.recipients:
-                rule = policy.delivery_rule(flow, recipient)
-                if rule is None:  # the registry changed since the message was stored: refuse, don't leak
-                    log.warning("recipient_no_longer_allowed", flow=flow.id, recipient=recipient)
-                    continue
-                payload = contract.project(env.payload, rule.data_categories)
-                categories = contract.categories(payload)
-                attachments = None
-                if attached is not None:
-                    application = self.registry.contracts["application"]
-                    projected = application.project(attached, rule.data_categories)
-                    attachments = {"application": projected}
-                    categories |= application.categories(projected)
-                rows.append(dict(
-                    message_id=env.message_id, recipient=recipient, flow_id=flow.id, sender=env.sender,
-                    dossier_id=env.dossier_id, correlation_id=env.correlation_id, purpose=env.purpose,
-                    data_categories=sorted(categories), payload=payload, attachments=attachments,
-                    delivered_at=now))
-            new = insert_ignore(conn, deliveries, rows, ("message_id", "recipient"))
-            for row in rows:
-                if (row["message_id"], row["recipient"]) in new:
-                    events.append(AuditEvent(
-                        "delivered", flow_id=flow.id, message_id=env.message_id,
-                        correlation_id=env.correlation_id, dossier_id=env.dossier_id, actor=env.sender,
-                        recipient=row["recipient"], purpose=env.purpose, legal_basis=flow.legal_basis,
-                        data_categories=row["data_categories"], payload_hash=env.payload_hash))
-            audit.append(conn, events, now=now)
-        self._push_to_party_queues(env, rows)
+        return env
 
-    def _push_to_party_queues(self, env: Envelope, rows: list[dict[str, Any]]) -> None:
+    def _attached(self, conn: Connection, envelopes: Sequence[Envelope]) -> dict[str, Any]:
+        """The stored applications of the dossiers whose flow forwards them (content enricher)."""
+        wanted = {e.dossier_id for e in envelopes if e.dossier_id and self.registry.flow(e.flow_id).attach_dossier}
+        if not wanted:
+            return {}
+        return dict(conn.execute(select(dossiers.c.id, dossiers.c.application)
+                                 .where(dossiers.c.id.in_(wanted))).all())
+
+    def _projections(self, env: Envelope, attached: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+        """Art. 11: each recipient gets only the categories its rule on the flow names."""
+        flow = self.registry.flow(env.flow_id)
+        contract = self.registry.contract_for(flow)
+        application = self.registry.contracts["application"]
+        rows = []
+        for recipient in env.recipients:
+            rule = policy.delivery_rule(flow, recipient)
+            if rule is None:  # the registry changed since the message was stored: refuse, don't leak
+                log.warning("recipient_no_longer_allowed", flow=flow.id, recipient=recipient)
+                continue
+            payload = contract.project(env.payload, rule.data_categories)
+            categories = contract.categories(payload)
+            attachments = None
+            if flow.attach_dossier and env.dossier_id in attached:
+                projected = application.project(attached[env.dossier_id], rule.data_categories)
+                attachments = {"application": projected}
+                categories |= application.categories(projected)
+            rows.append(dict(
+                message_id=env.message_id, recipient=recipient, flow_id=flow.id, sender=env.sender,
+                dossier_id=env.dossier_id, correlation_id=env.correlation_id, purpose=env.purpose,
+                data_categories=sorted(categories), payload=payload, attachments=attachments,
+                delivered_at=now))
+        return rows
+
+    def _delivered(self, env: Envelope, row: dict[str, Any]) -> AuditEvent:
+        return AuditEvent("delivered", flow_id=env.flow_id, message_id=env.message_id,
+                          correlation_id=env.correlation_id, dossier_id=env.dossier_id, actor=env.sender,
+                          recipient=row["recipient"], purpose=env.purpose,
+                          legal_basis=self.registry.flow(env.flow_id).legal_basis,
+                          data_categories=row["data_categories"], payload_hash=env.payload_hash)
+
+    def _push_to_party_queues(self, rows: list[dict[str, Any]]) -> None:
         """Parties that consume their own queue get the same projection there.
 
         At least once: a redelivered envelope pushes again (the message id lets the party drop the
@@ -147,12 +171,13 @@ class Router:
         for row in rows:
             party = self.registry.parties[row["recipient"]]
             if party.delivery == "queue":
-                out.append((party_queue(party.id, self.queue_prefix), env.message_id, inbox_item_bytes(row), None))
+                out.append((party_queue(party.id, self.queue_prefix), row["message_id"], inbox_item_bytes(row), None))
         if out:
             self.transport.publish_many(out)
 
     def run(self, stop: threading.Event, prefetch: int = 200) -> None:
-        self.transport.consume(self.queue, self.handle, stop=stop, prefetch=prefetch)
+        self.transport.consume_batch(self.queue, self.handle_batch, stop=stop, prefetch=prefetch,
+                                     max_batch=min(100, prefetch))
 
 
 def inbox_item(row: Any) -> dict[str, Any]:
@@ -180,25 +205,36 @@ def _envelope(m: Any) -> Envelope:
     return Envelope(message_id=m["id"], flow_id=m["flow_id"], sender=m["sender"],
                     recipients=tuple(m["recipients"]), purpose=m["purpose"],
                     correlation_id=m["correlation_id"], payload=m["payload"], dossier_id=m["dossier_id"],
-                    acting_person=m["acting_person"], received_at=m["received_at"])
+                    acting_person=m["acting_person"], received_at=m["received_at"],
+                    payload_hash=m["payload_hash"])
 
 
-def acknowledge(engine: Engine, registry: Registry, party: str, delivery_id: int,
-                acting_person: str | None = None, clock: Callable[[], datetime] = utcnow) -> bool:
-    """The recipient confirms it has the message; returns False when it was acknowledged before."""
+def acknowledge(engine: Engine, registry: Registry, party: str, delivery_ids: Sequence[int],
+                acting_person: str | None = None, clock: Callable[[], datetime] = utcnow) -> dict[int, str]:
+    """The recipient confirms it has these deliveries; each id answers "acknowledged", "already" or
+    "unknown" (not in this party's inbox). One transaction, one audit event per first acknowledgment."""
     now = clock()
+    ids = list(dict.fromkeys(delivery_ids))
     with engine.begin() as conn:
-        row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)
-                           .where(deliveries.c.recipient == party)).mappings().first()
-        if row is None:
-            raise NotFound(f"no delivery {delivery_id} in your inbox")
-        if row["acked_at"] is not None:
-            return False
-        conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(acked_at=now))
-        flow = registry.flows.get(row["flow_id"])
+        done = conn.execute(_ACK, {"ids": ids, "party": party, "now": now}).mappings().all()
+        answer = {r["id"]: "acknowledged" for r in done}
+        rest = [i for i in ids if i not in answer]
+        if rest:
+            mine = set(conn.execute(_MINE, {"ids": rest, "party": party}).scalars())
+            answer.update({i: "already" if i in mine else "unknown" for i in rest})
         audit.append(conn, [AuditEvent(
-            "acknowledged", flow_id=row["flow_id"], message_id=row["message_id"],
-            correlation_id=row["correlation_id"], dossier_id=row["dossier_id"], actor=party,
-            acting_person=acting_person, recipient=party, purpose=row["purpose"],
-            legal_basis=flow.legal_basis if flow else (), data_categories=row["data_categories"])], now=now)
-    return True
+            "acknowledged", flow_id=r["flow_id"], message_id=r["message_id"],
+            correlation_id=r["correlation_id"], dossier_id=r["dossier_id"], actor=party,
+            acting_person=acting_person, recipient=party, purpose=r["purpose"],
+            legal_basis=registry.flows[r["flow_id"]].legal_basis if r["flow_id"] in registry.flows else (),
+            data_categories=r["data_categories"]) for r in done], now=now)
+    return {i: answer[i] for i in ids}
+
+
+_ACK = update(deliveries).where(deliveries.c.id.in_(bindparam("ids", expanding=True))) \
+    .where(deliveries.c.recipient == bindparam("party")).where(deliveries.c.acked_at.is_(None)) \
+    .values(acked_at=bindparam("now")) \
+    .returning(deliveries.c.id, deliveries.c.flow_id, deliveries.c.message_id, deliveries.c.correlation_id,
+               deliveries.c.dossier_id, deliveries.c.purpose, deliveries.c.data_categories)
+_MINE = select(deliveries.c.id).where(deliveries.c.id.in_(bindparam("ids", expanding=True))) \
+    .where(deliveries.c.recipient == bindparam("party"))

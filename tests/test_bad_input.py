@@ -205,3 +205,20 @@ def test_ack_of_another_partys_delivery_is_not_found(h):
     assert r.status_code == 404 and r.json()["error"] == "not_found"
     assert h.http.post(f"/v1/inbox/{item['id']}/ack", headers=h.as_("region.flanders")).json()["already"] is False
     assert h.http.post(f"/v1/inbox/{item['id']}/ack", headers=h.as_("region.flanders")).json()["already"] is True
+
+
+def test_batch_ack_answers_per_id(h):
+    open_dossier(h, 1)
+    open_dossier(h, 2)
+    deadline = time.monotonic() + 10
+    while len(h.get("region.flanders", "/v1/inbox").json()["items"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ids = [i["id"] for i in h.get("region.flanders", "/v1/inbox").json()["items"]]
+    assert len(ids) == 2
+    r = h.post("region.flanders", "/v1/inbox/ack", {"ids": ids[:1]})
+    assert r.json()["results"] == {str(ids[0]): "acknowledged"}
+    r = h.post("region.flanders", "/v1/inbox/ack", {"ids": ids + [999999]})
+    assert r.json()["results"] == {str(ids[0]): "already", str(ids[1]): "acknowledged", "999999": "unknown"}
+    assert h.get("region.flanders", "/v1/inbox").json()["items"] == []
+    before = _counts(h.hub)
+    _refused(h, h.post("region.flanders", "/v1/inbox/ack", {"ids": []}), 400, "malformed_message", before)

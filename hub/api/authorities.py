@@ -11,7 +11,7 @@ from sqlalchemy import select
 from hub import audit
 from hub.api.deps import CallerDep, HubDep, json_body
 from hub.audit import AuditEvent
-from hub.errors import MalformedMessage, NotAuthorised, UnknownDossier
+from hub.errors import MalformedMessage, NotAuthorised, NotFound, UnknownDossier
 from hub.pipeline import Submission, submit
 from hub.routing import acknowledge, inbox_item
 from hub.store.schema import deliveries, dossiers
@@ -50,7 +50,7 @@ def send_message(hub: HubDep, caller: CallerDep, body: Annotated[Any, Depends(js
 @router.get("/inbox", summary="Deliveries waiting for the calling party (need-to-know projections)")
 def inbox(hub: HubDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
           after: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
-    with hub.engine.connect() as conn:
+    with hub.reads.connect() as conn:
         rows = conn.execute(select(deliveries).where(deliveries.c.recipient == caller.party)
                             .where(deliveries.c.acked_at.is_(None)).where(deliveries.c.id > after)
                             .order_by(deliveries.c.id).limit(limit)).mappings().all()
@@ -59,14 +59,32 @@ def inbox(hub: HubDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=5
 
 @router.post("/inbox/{delivery_id}/ack", summary="Acknowledge a delivery: it leaves the inbox")
 def ack(hub: HubDep, caller: CallerDep, delivery_id: int) -> dict[str, Any]:
-    first = acknowledge(hub.engine, hub.registry, caller.party, delivery_id, caller.acting_person)
-    return {"id": delivery_id, "acknowledged": True, "already": not first}
+    result = acknowledge(hub.engine, hub.registry, caller.party, [delivery_id], caller.acting_person)[delivery_id]
+    if result == "unknown":
+        raise NotFound(f"no delivery {delivery_id} in your inbox")
+    return {"id": delivery_id, "acknowledged": True, "already": result == "already"}
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[int] = Field(min_length=1, max_length=500)
+
+
+@router.post("/inbox/ack", summary="Acknowledge a page of deliveries at once")
+def ack_many(hub: HubDep, caller: CallerDep, body: Annotated[Any, Depends(json_body)]) -> dict[str, Any]:
+    """Each id answers "acknowledged", "already" or "unknown" (not in the caller's inbox)."""
+    try:
+        ids = AckIn.model_validate(body).ids
+    except ValueError as err:
+        raise MalformedMessage(_pydantic_errors(err)) from err
+    results = acknowledge(hub.engine, hub.registry, caller.party, ids, caller.acting_person)
+    return {"results": {str(k): v for k, v in results.items()}}
 
 
 @router.get("/dossiers/{dossier_id}", summary="A dossier as the calling party may see it (Art. 11)")
 def dossier(hub: HubDep, caller: CallerDep, dossier_id: str) -> dict[str, Any]:
     """Need to know: the procedural state, and exactly what this party was delivered about the dossier."""
-    with hub.engine.connect() as conn:
+    with hub.reads.connect() as conn:
         d = conn.execute(select(dossiers.c.id, dossiers.c.application_kind, dossiers.c.category,
                                 dossiers.c.competent_region, dossiers.c.state, dossiers.c.created_at,
                                 dossiers.c.updated_at).where(dossiers.c.id == dossier_id)).mappings().first()
