@@ -266,7 +266,7 @@ class Inboxes:
                     continue
                 items = [inbox_item(r) for r in rows]  # what the API would serialise
                 # as POST /v1/inbox/ack does: the page acknowledged at once
-                acknowledge(hub.engine, hub.registry, party, [item["id"] for item in items])
+                acknowledge(hub.commits, hub.registry, party, [item["id"] for item in items])
                 now = time.perf_counter()
                 for item in items:
                     self.acked[item["message_id"]] = now

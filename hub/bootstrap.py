@@ -17,6 +17,7 @@ from hub.pipeline import Ingress
 from hub.routing import ROUTE_QUEUE, Relay, Router, party_queue
 from hub.settings import Settings
 from hub.store import migrate, open_engine, reader
+from hub.store.group_commit import GroupCommit
 from hub.transport import Transport, open_transport
 
 log = structlog.get_logger("hub")
@@ -35,7 +36,8 @@ class Hub:
 
     def __post_init__(self) -> None:
         self.reads = reader(self.engine)
-        self.ingress = Ingress(self.registry, self.engine, on_stored=self.wake.set)
+        self.commits = GroupCommit(self.engine)
+        self.ingress = Ingress(self.registry, self.engine, on_stored=self.wake.set, commits=self.commits)
 
     @property
     def route_queue(self) -> str:
@@ -45,7 +47,7 @@ class Hub:
         return Relay(self.engine, self.transport, batch=self.settings.relay_batch, queue=self.route_queue)
 
     def router(self) -> Router:
-        return Router(self.registry, self.engine, self.transport, queue=self.route_queue,
+        return Router(self.registry, self.commits, self.transport, queue=self.route_queue,
                       queue_prefix=self.settings.queue_prefix)
 
     def start_workers(self, routers: int = 1) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub import audit, policy
@@ -22,7 +22,7 @@ from hub.envelope import Envelope, new_id, payload_hash, utcnow
 from hub.errors import FlowDisabled, HubError, InvalidTransition, MalformedMessage, UnknownDossier
 from hub.flows import Flow, Registry, region_party
 from hub.store import reader
-from hub.store.group_commit import GroupCommit
+from hub.store.group_commit import Batch, GroupCommit
 from hub.store.schema import dossiers, messages, outbox
 
 
@@ -67,16 +67,15 @@ class Ingress:
     engine: Engine
     on_stored: Callable[[], None] = lambda: None   # wakes the outbox relay in the same process
     clock: Callable[[], datetime] = utcnow
+    commits: GroupCommit | None = None             # the process's one writer (hub/store/group_commit.py)
 
     def __post_init__(self) -> None:
         self.reads = reader(self.engine)
-        self.commits = GroupCommit(self.engine, clock=self.clock)
+        if self.commits is None:
+            self.commits = GroupCommit(self.engine, clock=self.clock)
 
 
-# Statements built once: their construction is a measurable share of a message's cost.
-_INSERT_MESSAGE = insert(messages)
-_INSERT_OUTBOX = insert(outbox)
-_INSERT_DOSSIER = insert(dossiers)
+# Built once: statement construction is a measurable share of a message's cost.
 _SELECT_DOSSIER = select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.state,
                          dossiers.c.residence_outcome, dossiers.c.work_outcome) \
     .where(dossiers.c.id == bindparam("dossier_id"))
@@ -135,14 +134,14 @@ def store(ing: Ingress, t: Transit) -> Transit:
         dossier_id=t.dossier["id"], acting_person=s.acting_person, received_at=t.received_at,
     )
 
-    def write(conn: Connection) -> list[AuditEvent]:
-        _write_dossier(conn, flow, env, t.dossier)
-        conn.execute(_INSERT_MESSAGE, dict(
+    def write(batch: Batch) -> list[AuditEvent]:
+        _write_dossier(batch, flow, env, t.dossier)
+        batch.insert(messages, dict(
             id=env.message_id, flow_id=flow.id, sender=env.sender, recipients=list(env.recipients),
             purpose=env.purpose, dossier_id=env.dossier_id, correlation_id=env.correlation_id,
             acting_person=env.acting_person, payload_hash=env.payload_hash, payload=env.payload,
             received_at=env.received_at))
-        conn.execute(_INSERT_OUTBOX, dict(message_id=env.message_id, created_at=env.received_at))
+        batch.insert(outbox, dict(message_id=env.message_id, created_at=env.received_at))
         common = dict(flow_id=flow.id, message_id=env.message_id, correlation_id=env.correlation_id,
                       dossier_id=env.dossier_id, actor=env.sender, acting_person=env.acting_person,
                       purpose=flow.purpose, legal_basis=flow.legal_basis,
@@ -228,11 +227,11 @@ DOCUMENT_LISTS = ("identity_documents", "medical_documents", "criminal_record_do
                   "employment_documents", "administrative_documents")
 
 
-def _write_dossier(conn: Connection, flow: Flow, env: Envelope, dossier: dict[str, Any]) -> None:
-    now = env.received_at
+def _write_dossier(batch: Batch, flow: Flow, env: Envelope, dossier: dict[str, Any]) -> None:
+    now, conn = env.received_at, batch.conn
     if flow.creates_dossier:
         p = env.payload
-        conn.execute(_INSERT_DOSSIER, dict(
+        batch.insert(dossiers, dict(
             id=dossier["id"], application_kind=p["application_kind"], category=p["category"],
             competent_region=dossier["competent_region"], state=dossier["next_state"],
             application=p, created_at=now, updated_at=now))

@@ -23,6 +23,7 @@ from hub.envelope import Envelope, utcnow
 from hub.errors import HubError
 from hub.flows import Registry
 from hub.store.schema import deliveries, dossiers, messages, outbox
+from hub.store.group_commit import Batch, GroupCommit
 from hub.store.upsert import insert_ignore
 from hub.transport import Delivery, Reject, Transport
 
@@ -91,7 +92,7 @@ class Router:
     """
 
     registry: Registry
-    engine: Engine
+    commits: GroupCommit
     transport: Transport
     queue: str = ROUTE_QUEUE
     queue_prefix: str = ""
@@ -102,14 +103,18 @@ class Router:
 
     def handle_batch(self, batch: Sequence[Delivery]) -> None:
         envelopes = [self._read(d) for d in batch]
+        by_id = {env.message_id: env for env in envelopes}
         now = self.clock()
-        with self.engine.begin() as conn:
-            attached = self._attached(conn, envelopes)
-            rows = [row for env in envelopes for row in self._projections(env, attached, now)]
-            new = insert_ignore(conn, deliveries, rows, ("message_id", "recipient"))
-            by_id = {env.message_id: env for env in envelopes}
-            audit.append(conn, [self._delivered(by_id[r["message_id"]], r) for r in rows
-                                if (r["message_id"], r["recipient"]) in new], now=now)
+        rows: list[dict[str, Any]] = []
+
+        def write(batch: Batch) -> list[AuditEvent]:
+            attached = self._attached(batch.conn, envelopes)
+            rows[:] = [row for env in envelopes for row in self._projections(env, attached, now)]
+            new = insert_ignore(batch.conn, deliveries, rows, ("message_id", "recipient"))
+            return [self._delivered(by_id[r["message_id"]], r) for r in rows
+                    if (r["message_id"], r["recipient"]) in new]
+
+        self.commits.write(write)
         self._push_to_party_queues(rows)
 
     def _read(self, d: Delivery) -> Envelope:
@@ -209,25 +214,31 @@ def _envelope(m: Any) -> Envelope:
                     payload_hash=m["payload_hash"])
 
 
-def acknowledge(engine: Engine, registry: Registry, party: str, delivery_ids: Sequence[int],
+def acknowledge(commits: GroupCommit, registry: Registry, party: str, delivery_ids: Sequence[int],
                 acting_person: str | None = None, clock: Callable[[], datetime] = utcnow) -> dict[int, str]:
     """The recipient confirms it has these deliveries; each id answers "acknowledged", "already" or
-    "unknown" (not in this party's inbox). One transaction, one audit event per first acknowledgment."""
+    "unknown" (not in this party's inbox). One write, one audit event per first acknowledgment."""
     now = clock()
     ids = list(dict.fromkeys(delivery_ids))
-    with engine.begin() as conn:
+    answer: dict[int, str] = {}
+
+    def write(batch: Batch) -> list[AuditEvent]:
+        conn = batch.conn
         done = conn.execute(_ACK, {"ids": ids, "party": party, "now": now}).mappings().all()
-        answer = {r["id"]: "acknowledged" for r in done}
+        answer.clear()
+        answer.update({r["id"]: "acknowledged" for r in done})
         rest = [i for i in ids if i not in answer]
         if rest:
             mine = set(conn.execute(_MINE, {"ids": rest, "party": party}).scalars())
             answer.update({i: "already" if i in mine else "unknown" for i in rest})
-        audit.append(conn, [AuditEvent(
+        return [AuditEvent(
             "acknowledged", flow_id=r["flow_id"], message_id=r["message_id"],
             correlation_id=r["correlation_id"], dossier_id=r["dossier_id"], actor=party,
             acting_person=acting_person, recipient=party, purpose=r["purpose"],
             legal_basis=registry.flows[r["flow_id"]].legal_basis if r["flow_id"] in registry.flows else (),
-            data_categories=r["data_categories"]) for r in done], now=now)
+            data_categories=r["data_categories"]) for r in done]
+
+    commits.write(write)
     return {i: answer[i] for i in ids}
 
 

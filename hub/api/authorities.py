@@ -59,7 +59,7 @@ def inbox(hub: HubDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=5
 
 @router.post("/inbox/{delivery_id}/ack", summary="Acknowledge a delivery: it leaves the inbox")
 def ack(hub: HubDep, caller: CallerDep, delivery_id: int) -> dict[str, Any]:
-    result = acknowledge(hub.engine, hub.registry, caller.party, [delivery_id], caller.acting_person)[delivery_id]
+    result = acknowledge(hub.commits, hub.registry, caller.party, [delivery_id], caller.acting_person)[delivery_id]
     if result == "unknown":
         raise NotFound(f"no delivery {delivery_id} in your inbox")
     return {"id": delivery_id, "acknowledged": True, "already": result == "already"}
@@ -77,7 +77,7 @@ def ack_many(hub: HubDep, caller: CallerDep, body: Annotated[Any, Depends(json_b
         ids = AckIn.model_validate(body).ids
     except ValueError as err:
         raise MalformedMessage(_pydantic_errors(err)) from err
-    results = acknowledge(hub.engine, hub.registry, caller.party, ids, caller.acting_person)
+    results = acknowledge(hub.commits, hub.registry, caller.party, ids, caller.acting_person)
     return {"results": {str(k): v for k, v in results.items()}}
 
 

@@ -44,7 +44,9 @@ def open_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+    # no pre-ping: it costs a round trip per transaction; a connection the server dropped is
+    # invalidated on its first error and the pool reconnects
+    return create_engine(url, pool_size=16, max_overflow=16, pool_recycle=1800)
 
 
 READ_ONLY = "hub_read_only"

@@ -1,10 +1,16 @@
-"""Group commit: concurrent writers share one transaction, one audit append and one commit.
+"""Group commit: the writers of one process share one transaction, one audit append, one commit.
 
-Each caller hands over a function that writes its rows and returns its audit events; it blocks
-until its part is committed, or gets its own error back. Each part runs in a savepoint, so one
-that fails (a duplicate id, a dossier that moved meanwhile) is rolled back alone. Nothing waits
-for company: the committer takes what is queued when it is free, so a lone writer pays only a
-thread hand-over, and many writers pay one commit per batch instead of one each.
+Ingress, the router and acknowledgments hand over a function that writes their rows (plain inserts
+gathered into one statement per table) and returns their audit events; each blocks until its part is committed, or gets its own error back. Nothing
+waits for company: the committer takes what is queued when it is free, so a lone writer pays only
+a thread hand-over, and many pay one commit per batch instead of one each.
+
+Why one writer: every write appends to the audit chain under one row lock. Threads that each took
+that lock convoyed behind each other and the GIL; one writer holds it once per batch.
+
+A part that fails (a duplicate id, a dossier that moved meanwhile) rolls the batch back; the
+parts are then written again one by one, each in its own transaction, so only it fails. Parts
+must therefore be safe to run twice against a rolled-back transaction: pure writes, no side effects.
 """
 from __future__ import annotations
 
@@ -13,14 +19,38 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table
 
 from hub import audit
 from hub.audit import AuditEvent
 from hub.envelope import utcnow
 
-Write = Callable[[Connection], Sequence[AuditEvent]]
+class Batch:
+    """What a part writes with: the shared connection, and inserts gathered across parts so that
+    each table gets one multi-row INSERT per batch instead of one round trip per row."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._inserts: dict[Table, list[dict[str, Any]]] = {}
+
+    def insert(self, table: Table, row: dict[str, Any]) -> None:
+        self._inserts.setdefault(table, []).append(row)
+
+    def flush(self) -> None:
+        for table, rows in self._inserts.items():   # in the order the tables were first used
+            self.conn.execute(_insert(table), rows)
+        self._inserts.clear()
+
+
+@lru_cache(maxsize=None)
+def _insert(table: Table):
+    return table.insert()
+
+
+Write = Callable[[Batch], Sequence[AuditEvent]]
 
 
 @dataclass
@@ -65,21 +95,25 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Part]) -> None:
         try:
-            with self._engine.begin() as conn:
-                events: list[AuditEvent] = []
-                if len(batch) == 1:  # alone, a part needs no savepoint: its failure is the batch's
-                    events.extend(batch[0].write(conn))
-                else:
-                    for part in batch:
-                        try:
-                            with conn.begin_nested():
-                                events.extend(part.write(conn))
-                        except Exception as err:  # this part alone is rolled back; the caller gets it
-                            part.error = err
-                audit.append(conn, events, now=self._clock())
-        except Exception as err:  # the commit itself failed: nobody's part is stored
-            for part in batch:
-                part.error = part.error or err
+            self._write(batch)
+        except Exception as err:
+            if len(batch) == 1:
+                batch[0].error = err
+            else:  # somebody's part failed: find out whose, each alone
+                for part in batch:
+                    try:
+                        self._write([part])
+                    except Exception as own:
+                        part.error = own
         finally:
             for part in batch:
                 part.done.set()
+
+    def _write(self, batch: list[_Part]) -> None:
+        with self._engine.begin() as conn:
+            shared = Batch(conn)
+            events: list[AuditEvent] = []
+            for part in batch:
+                events.extend(part.write(shared))
+            shared.flush()
+            audit.append(conn, events, now=self._clock())
