@@ -44,8 +44,7 @@ class Hub:
         return self.settings.queue_prefix + ROUTE_QUEUE
 
     def relay(self) -> Relay:
-        return Relay(self.engine, self.commits, self.transport, batch=self.settings.relay_batch,
-                     queue=self.route_queue)
+        return Relay(self.engine, self.transport, batch=self.settings.relay_batch, queue=self.route_queue)
 
     def router(self) -> Router:
         return Router(self.registry, self.commits, self.transport, queue=self.route_queue,

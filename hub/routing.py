@@ -17,13 +17,12 @@ from typing import Any, Callable, Sequence
 import structlog
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from hub import policy
+from hub import audit, policy
 from hub.audit import AuditEvent
 from hub.envelope import Envelope, utcnow
 from hub.errors import HubError
 from hub.flows import Registry
 from hub.store.schema import deliveries, dossiers, messages, outbox
-from hub.store.db import reader
 from hub.store.group_commit import Batch, GroupCommit
 from hub.store.upsert import insert_ignore
 from hub.transport import Delivery, Reject, Transport
@@ -39,49 +38,40 @@ def party_queue(party_id: str, prefix: str = "") -> str:
 
 @dataclass
 class Relay:
-    """Moves stored messages from the outbox to the broker (transactional outbox).
-
-    Published (and confirmed) before the rows are marked: a crash in between publishes again, and
-    delivery is idempotent, so nothing is lost and nothing is delivered twice. Marking goes through
-    the process's one writer; only the rows this relay marked first get their `routed` event, so
-    two relays racing on the same rows publish twice at worst and log once.
-    """
+    """Moves stored messages from the outbox to the broker (transactional outbox)."""
 
     engine: Engine
-    commits: GroupCommit
     transport: Transport
     batch: int = 500
     queue: str = ROUTE_QUEUE
     clock: Callable[[], datetime] = utcnow
 
-    def __post_init__(self) -> None:
-        self.reads = reader(self.engine)
-
     def run_once(self) -> int:
         """Relay one batch; returns how many messages went out."""
-        with self.reads.connect() as conn:
-            rows = conn.execute(_PENDING, {"limit": self.batch}).mappings().all()
-        if not rows:
-            return 0
-        envelopes = {r["id"]: _envelope(r) for r in rows}
-        self.transport.publish_many([(self.queue, e.message_id, e.to_bytes(), None) for e in envelopes.values()])
-        now = self.clock()
-
-        def write(batch: Batch) -> list[AuditEvent]:
-            marked = batch.conn.execute(_MARK_RELAYED, {"ids": [r["outbox_id"] for r in rows], "now": now})
-            return [self._routed(envelopes[message_id]) for message_id in marked.scalars()]
-
-        self.commits.write(write)
+        with self.engine.begin() as conn:
+            pending = select(outbox.c.id, outbox.c.message_id).where(outbox.c.relayed_at.is_(None)) \
+                .order_by(outbox.c.id).limit(self.batch)
+            if conn.dialect.name == "postgresql":
+                pending = pending.with_for_update(skip_locked=True)
+            rows = conn.execute(pending).all()
+            if not rows:
+                return 0
+            ids = [r.message_id for r in rows]
+            stored = {m.id: m for m in conn.execute(select(messages).where(messages.c.id.in_(ids))).mappings()}
+            envelopes = [_envelope(stored[i]) for i in ids]
+            # published (and confirmed) before the rows are marked: a crash in between re-publishes,
+            # and delivery is idempotent, so nothing is lost and nothing is delivered twice
+            self.transport.publish_many([(self.queue, e.message_id, e.to_bytes(), None) for e in envelopes])
+            conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
+                         .values(relayed_at=self.clock()))
+            audit.append(conn, [AuditEvent(
+                "routed", flow_id=e.flow_id, message_id=e.message_id, correlation_id=e.correlation_id,
+                dossier_id=e.dossier_id, actor="onss", purpose=e.purpose, payload_hash=e.payload_hash,
+                reason=self.queue) for e in envelopes])
         return len(rows)
-
-    def _routed(self, e: Envelope) -> AuditEvent:
-        return AuditEvent("routed", flow_id=e.flow_id, message_id=e.message_id, correlation_id=e.correlation_id,
-                          dossier_id=e.dossier_id, actor="onss", purpose=e.purpose, payload_hash=e.payload_hash,
-                          reason=self.queue)
 
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         while not stop.is_set():
-            wake.clear()   # before reading: a message stored from here on wakes the wait below
             try:
                 moved = self.run_once()
             except Exception:  # the broker or the store is away: wait and try again, lose nothing
@@ -90,13 +80,7 @@ class Relay:
                 continue
             if moved < self.batch:
                 wake.wait(0.25)
-
-
-_PENDING = select(outbox.c.id.label("outbox_id"), messages) \
-    .join(messages, messages.c.id == outbox.c.message_id) \
-    .where(outbox.c.relayed_at.is_(None)).order_by(outbox.c.id).limit(bindparam("limit"))
-_MARK_RELAYED = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True))) \
-    .where(outbox.c.relayed_at.is_(None)).values(relayed_at=bindparam("now")).returning(outbox.c.message_id)
+                wake.clear()
 
 
 @dataclass
