@@ -234,38 +234,7 @@ class AmqpTransport:
                 log.warning("transport.publisher_reconnect", error=type(exc).__name__, batch=len(items))
 
     def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
-        backoff = _Backoff()
-        while not self._stopping(stop):
-            conn = None
-            try:
-                conn = self._connect(f"consumer {queue}")
-                ch = conn.channel()
-                ch.basic_qos(prefetch_count=prefetch)
-                self.declare(queue)
-                ch.basic_consume(queue, functools.partial(self._on_message, queue, handler, stop), auto_ack=False)
-                log.info("transport.consuming", queue=queue, transport="amqp")
-                backoff.reset()
-                last_keepalive = time.monotonic()
-                while not self._stopping(stop):
-                    conn.process_data_events(time_limit=0.2)
-                    if time.monotonic() - last_keepalive > 5:
-                        self._keep_publisher_alive()
-                        last_keepalive = time.monotonic()
-            except Exception as exc:  # broker gone, channel closed, retry copy not confirmed, ...
-                if self._stopping(stop):
-                    break
-                delay = backoff.next()
-                log.warning("transport.consumer_reconnect", queue=queue, error=type(exc).__name__,
-                            retry_in_s=round(delay, 2))
-                stop.wait(delay)
-            finally:
-                # Closing without acking hands unacked deliveries back to the broker (redelivered).
-                if conn is not None and conn.is_open:
-                    try:
-                        conn.close()
-                    except Exception:
-                        pass
-        log.info("transport.consumer_stopped", queue=queue, transport="amqp")
+        self.consume_batch(queue, lambda batch: handler(batch[0]), stop=stop, prefetch=prefetch, max_batch=1)
 
     def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
                       max_batch: int = 100, max_wait_ms: int = 5) -> None:
@@ -313,6 +282,9 @@ class AmqpTransport:
 
     def _handle_batch(self, queue: str, handler: BatchHandler, ch: BlockingChannel,
                       taken: list[tuple[Any, pika.BasicProperties, bytes]]) -> None:
+        if len(taken) == 1:  # alone already: straight to the per-message rules, one handler call
+            self._settle(queue, lambda d: handler([d]), ch, *taken[0])
+            return
         try:
             handler([_delivery(queue, m, p, b) for m, p, b in taken])
         except Exception as exc:
@@ -322,12 +294,6 @@ class AmqpTransport:
         else:
             # every earlier tag on this channel is settled already: one ack covers the batch
             ch.basic_ack(taken[-1][0].delivery_tag, multiple=True)
-
-    def _on_message(self, queue: str, handler: Handler, stop: threading.Event, ch: BlockingChannel,
-                    method: Any, props: pika.BasicProperties, body: bytes) -> None:
-        if self._stopping(stop):
-            return  # left unacked: the broker gives it back when this connection closes
-        self._settle(queue, handler, ch, method, props, body)
 
     def _settle(self, queue: str, handler: Handler, ch: BlockingChannel, method: Any,
                 props: pika.BasicProperties, body: bytes) -> None:

@@ -163,6 +163,9 @@ class EmbeddedTransport:
                                  _Outcome(unhandled=[c.row_id for c in claimed[start:]]))
                     return
                 part = claimed[start:start + max_batch]
+                if len(part) == 1:  # alone already: straight to the per-message rules
+                    self._handle(queue, part, lambda d: handler([d]), stop)
+                    continue
                 try:
                     handler([c.delivery for c in part])
                 except Exception as exc:
