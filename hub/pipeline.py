@@ -134,14 +134,14 @@ def store(ing: Ingress, t: Transit) -> Transit:
         dossier_id=t.dossier["id"], acting_person=s.acting_person, received_at=t.received_at,
     )
 
-    def write(batch: Batch) -> list[AuditEvent]:
-        _write_dossier(batch, flow, env, t.dossier)
-        batch.insert(messages, dict(
+    def write(w: Batch) -> list[AuditEvent]:
+        _write_dossier(w, flow, env, t.dossier)
+        w.insert(messages, dict(
             id=env.message_id, flow_id=flow.id, sender=env.sender, recipients=list(env.recipients),
             purpose=env.purpose, dossier_id=env.dossier_id, correlation_id=env.correlation_id,
             acting_person=env.acting_person, payload_hash=env.payload_hash, payload=env.payload,
             received_at=env.received_at))
-        batch.insert(outbox, dict(message_id=env.message_id, created_at=env.received_at))
+        w.insert(outbox, dict(message_id=env.message_id, created_at=env.received_at))
         common = dict(flow_id=flow.id, message_id=env.message_id, correlation_id=env.correlation_id,
                       dossier_id=env.dossier_id, actor=env.sender, acting_person=env.acting_person,
                       purpose=flow.purpose, legal_basis=flow.legal_basis,

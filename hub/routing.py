@@ -107,10 +107,10 @@ class Router:
         now = self.clock()
         rows: list[dict[str, Any]] = []
 
-        def write(batch: Batch) -> list[AuditEvent]:
-            attached = self._attached(batch.conn, envelopes)
+        def write(w: Batch) -> list[AuditEvent]:
+            attached = self._attached(w.conn, envelopes)
             rows[:] = [row for env in envelopes for row in self._projections(env, attached, now)]
-            new = insert_ignore(batch.conn, deliveries, rows, ("message_id", "recipient"))
+            new = insert_ignore(w.conn, deliveries, rows, ("message_id", "recipient"))
             return [self._delivered(by_id[r["message_id"]], r) for r in rows
                     if (r["message_id"], r["recipient"]) in new]
 
@@ -222,8 +222,8 @@ def acknowledge(commits: GroupCommit, registry: Registry, party: str, delivery_i
     ids = list(dict.fromkeys(delivery_ids))
     answer: dict[int, str] = {}
 
-    def write(batch: Batch) -> list[AuditEvent]:
-        conn = batch.conn
+    def write(w: Batch) -> list[AuditEvent]:
+        conn = w.conn
         done = conn.execute(_ACK, {"ids": ids, "party": party, "now": now}).mappings().all()
         answer.clear()
         answer.update({r["id"]: "acknowledged" for r in done})

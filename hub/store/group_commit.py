@@ -62,7 +62,7 @@ class _Part:
 
 class GroupCommit:
     def __init__(self, engine: Engine, max_batch: int = 64, clock: Callable[[], datetime] = utcnow):
-        self._engine, self._max, self._clock = engine, max_batch, clock
+        self.engine, self._max, self._clock = engine, max_batch, clock
         self._queue: queue.SimpleQueue[_Part] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -110,7 +110,7 @@ class GroupCommit:
                 part.done.set()
 
     def _write(self, batch: list[_Part]) -> None:
-        with self._engine.begin() as conn:
+        with self.engine.begin() as conn:
             shared = Batch(conn)
             events: list[AuditEvent] = []
             for part in batch:
