@@ -53,7 +53,7 @@ class Hub:
     def start_workers(self, routers: int = 1) -> None:
         """Outbox relay + route consumers, as threads of this process (`serve`, `worker`)."""
         relay = self.relay()
-        self._spawn("relay", lambda: relay.run(self.stop, self.wake))
+        self._spawn("relay", lambda: relay.run(self.stop, self.wake, self.settings.relay_poll_seconds))
         for i in range(routers):
             router = self.router()
             self._spawn(f"router-{i}", lambda r=router: r.run(self.stop, self.settings.worker_prefetch))

@@ -23,6 +23,7 @@ from hub.errors import FlowDisabled, HubError, InvalidTransition, MalformedMessa
 from hub.flows import Flow, Registry, region_party
 from hub.store import reader
 from hub.store.group_commit import Batch, GroupCommit
+from hub.store.notify import announce
 from hub.store.schema import dossiers, messages, outbox
 
 
@@ -142,6 +143,7 @@ def store(ing: Ingress, t: Transit) -> Transit:
             acting_person=env.acting_person, payload_hash=env.payload_hash, payload=env.payload,
             received_at=env.received_at))
         w.insert(outbox, dict(message_id=env.message_id, created_at=env.received_at))
+        w.once(announce)   # wakes a relay in another process, once per commit
         common = dict(flow_id=flow.id, message_id=env.message_id, correlation_id=env.correlation_id,
                       dossier_id=env.dossier_id, actor=env.sender, acting_person=env.acting_person,
                       purpose=flow.purpose, legal_basis=flow.legal_basis,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Sequence
@@ -24,6 +25,7 @@ from hub.errors import HubError
 from hub.flows import Registry
 from hub.store.schema import deliveries, dossiers, messages, outbox
 from hub.store.group_commit import Batch, GroupCommit
+from hub.store.notify import OutboxListener, listener_for
 from hub.store.upsert import insert_ignore
 from hub.transport import Delivery, Reject, Transport
 
@@ -70,17 +72,34 @@ class Relay:
                 reason=self.queue) for e in envelopes])
         return len(rows)
 
-    def run(self, stop: threading.Event, wake: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                moved = self.run_once()
-            except Exception:  # the broker or the store is away: wait and try again, lose nothing
-                log.exception("relay_failed")
-                stop.wait(1.0)
-                continue
-            if moved < self.batch:
-                wake.wait(0.25)
-                wake.clear()
+    def run(self, stop: threading.Event, wake: threading.Event, poll_s: float = 0.25) -> None:
+        """Relay until stopped; between batches, wait for news (in-process wake, or a PostgreSQL
+        notification from another process) or `poll_s` at most."""
+        listener = listener_for(self.engine)
+        try:
+            while not stop.is_set():
+                try:
+                    moved = self.run_once()
+                except Exception:  # the broker or the store is away: wait and try again, lose nothing
+                    log.exception("relay_failed")
+                    stop.wait(1.0)
+                    continue
+                if moved < self.batch:
+                    self._idle(wake, listener, poll_s)
+                    wake.clear()
+        finally:
+            if listener is not None:
+                listener.close()
+
+    @staticmethod
+    def _idle(wake: threading.Event, listener: OutboxListener | None, poll_s: float) -> None:
+        if listener is None:
+            wake.wait(poll_s)
+            return
+        deadline = time.monotonic() + poll_s
+        while not wake.is_set() and time.monotonic() < deadline:
+            if listener.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+                return
 
 
 @dataclass

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     relay_batch: int = 500
+    relay_poll_seconds: float = Field(0.25, description="longest the relay waits between outbox reads")
     worker_prefetch: int = 200
 
     def resolved_database_url(self) -> str:

@@ -35,14 +35,22 @@ class Batch:
     def __init__(self, conn: Connection):
         self.conn = conn
         self._inserts: dict[Table, list[dict[str, Any]]] = {}
+        self._after: dict[Callable[[Connection], None], None] = {}
 
     def insert(self, table: Table, row: dict[str, Any]) -> None:
         self._inserts.setdefault(table, []).append(row)
+
+    def once(self, step: Callable[[Connection], None]) -> None:
+        """Run `step` once for the whole batch, after the inserts (e.g. a NOTIFY)."""
+        self._after[step] = None
 
     def flush(self) -> None:
         for table, rows in self._inserts.items():   # in the order the tables were first used
             self.conn.execute(_insert(table), rows)
         self._inserts.clear()
+        for step in self._after:
+            step(self.conn)
+        self._after.clear()
 
 
 @lru_cache(maxsize=None)
