@@ -26,7 +26,8 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
 from hub.transport.base import (
-    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, Reject, RetryPolicy, TransportError, parking_queue,
+    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, Reject, RetryPolicy, TransportError, batch_prefetch,
+    parking_queue,
 )
 from hub.transport.confirms import BatchPublisher, ConnectionLost, message_properties
 
@@ -47,6 +48,10 @@ def _user_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
         k: v for k, v in (headers or {}).items()
         if k not in _BROKER_HEADERS and not k.startswith(_BROKER_HEADER_PREFIXES)
     }
+
+
+_Raw = tuple[Any, pika.BasicProperties, bytes]
+"""A delivery as the channel callback hands it over: (method, properties, body)."""
 
 
 def _delivery(queue: str, method: Any, props: pika.BasicProperties, body: bytes) -> Delivery:
@@ -230,13 +235,15 @@ class AmqpTransport:
                 log.warning("transport.publisher_reconnect", error=type(exc).__name__, batch=len(items))
 
     def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
-        self.consume_batch(queue, lambda batch: handler(batch[0]), stop=stop, prefetch=prefetch, max_batch=1)
+        """consume_batch with batches of one: one reconnect loop, one set of per-message rules."""
+        self.consume_batch(queue, lambda batch: handler(batch[0]), stop=stop, prefetch=prefetch,
+                           max_batch=1, max_wait_ms=0)
 
     def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
                       max_batch: int = 100, max_wait_ms: int = 5) -> None:
         """Deliveries gathered in the channel callback, handed over together; on a failing batch each
         is handed over alone and settled by the per-message rules (`_settle`)."""
-        prefetch = max(prefetch, max_batch)
+        prefetch = batch_prefetch(queue, prefetch, max_batch, max_wait_ms)
         backoff = _Backoff()
         while not self._stopping(stop):
             conn = None
@@ -245,19 +252,23 @@ class AmqpTransport:
                 ch = conn.channel()
                 ch.basic_qos(prefetch_count=prefetch)
                 self.declare(queue)
-                ready: list[tuple[Any, pika.BasicProperties, bytes]] = []
+                ready: list[_Raw] = []
                 ch.basic_consume(queue, lambda _ch, m, p, b: ready.append((m, p, b)), auto_ack=False)
                 log.info("transport.consuming", queue=queue, transport="amqp", batch=max_batch)
                 backoff.reset()
+                settled_through = 0  # every delivery tag up to this one is settled on this channel
                 last_keepalive = time.monotonic()
                 while not self._stopping(stop):
-                    conn.process_data_events(time_limit=0.2)
+                    conn.process_data_events(time_limit=0.2)  # returns as soon as a delivery is in
                     deadline = time.monotonic() + max_wait_ms / 1000
-                    while ready and len(ready) < max_batch and time.monotonic() < deadline:
-                        conn.process_data_events(time_limit=0)
+                    while ready and len(ready) < max_batch:  # gather more, up to max_wait_ms after the first
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        conn.process_data_events(time_limit=left)
                     while ready and not self._stopping(stop):
                         taken, ready[:] = ready[:max_batch], ready[max_batch:]
-                        self._handle_batch(queue, handler, ch, taken)
+                        settled_through = self._handle_batch(queue, handler, ch, taken, settled_through)
                     if time.monotonic() - last_keepalive > 5:
                         self._keep_publisher_alive()
                         last_keepalive = time.monotonic()
@@ -269,6 +280,7 @@ class AmqpTransport:
                             retry_in_s=round(delay, 2))
                 stop.wait(delay)
             finally:
+                # Whatever was delivered and not settled goes back to the queue with the channel.
                 if conn is not None and conn.is_open:
                     try:
                         conn.close()
@@ -276,20 +288,30 @@ class AmqpTransport:
                         pass
         log.info("transport.consumer_stopped", queue=queue, transport="amqp")
 
-    def _handle_batch(self, queue: str, handler: BatchHandler, ch: BlockingChannel,
-                      taken: list[tuple[Any, pika.BasicProperties, bytes]]) -> None:
-        if len(taken) == 1:  # alone already: straight to the per-message rules, one handler call
-            self._settle(queue, lambda d: handler([d]), ch, *taken[0])
-            return
-        try:
-            handler([_delivery(queue, m, p, b) for m, p, b in taken])
-        except Exception as exc:
-            log.info("transport.batch_failed", queue=queue, size=len(taken), error=type(exc).__name__)
-            for m, p, b in taken:
-                self._settle(queue, lambda d: handler([d]), ch, m, p, b)
-        else:
-            # every earlier tag on this channel is settled already: one ack covers the batch
-            ch.basic_ack(taken[-1][0].delivery_tag, multiple=True)
+    def _handle_batch(self, queue: str, handler: BatchHandler, ch: BlockingChannel, taken: list[_Raw],
+                      settled_through: int) -> int:
+        """Hands `taken` over and settles all of it; returns the tag up to which the channel is now settled."""
+        tags = [m.delivery_tag for m, _, _ in taken]
+        # Tags on a consuming channel run on without gaps and batches are settled in order, so this
+        # holds; if it ever did not, acking with multiple=True could ack a delivery not in the batch.
+        follows = tags[0] == settled_through + 1 and tags[-1] == settled_through + len(tags)
+        through = tags[-1] if follows else settled_through
+        if len(taken) > 1:
+            try:
+                handler([_delivery(queue, m, p, b) for m, p, b in taken])
+            except Exception as exc:
+                log.info("transport.batch_failed", queue=queue, size=len(taken), error=type(exc).__name__)
+            else:
+                if follows:
+                    ch.basic_ack(tags[-1], multiple=True)
+                else:
+                    for tag in tags:
+                        ch.basic_ack(tag)
+                return through
+        # Alone already, or the batch failed: each delivery alone, by the per-message rules.
+        for m, p, b in taken:
+            self._settle(queue, lambda d: handler([d]), ch, m, p, b)
+        return through
 
     def _settle(self, queue: str, handler: Handler, ch: BlockingChannel, method: Any,
                 props: pika.BasicProperties, body: bytes) -> None:

@@ -12,6 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 PARKING_SUFFIX = ".parking"
 
 
@@ -70,8 +74,14 @@ class Transport(Protocol):
 
     def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
                       max_batch: int = 100, max_wait_ms: int = 5) -> None:
-        """Like consume, with up to max_batch ready deliveries a call (waiting at most max_wait_ms
-        after the first for more)."""
+        """Like consume, but hands the handler up to max_batch deliveries at once: all that are ready,
+        waiting at most max_wait_ms after the first for more. Handler returns → all are acked.
+        Handler raises (anything) → each delivery is handed over again alone (a batch of one), in
+        order, and settled by consume's per-message rules (Retry or other → delayed retry, then
+        parking; Reject → parking), so one bad message neither holds back nor retries the others.
+        A batch of one is settled by those rules directly, exactly as consume settles a message.
+        prefetch below max_batch is raised to max_batch (logged). Blocks until stop; reconnects
+        like consume."""
 
     def parked(self, queue: str) -> list[Delivery]:
         """What sits in the queue's parking companion, read without removing it."""
@@ -110,6 +120,16 @@ class RetryPolicy:
 
 def parking_queue(queue: str) -> str:
     return queue + PARKING_SUFFIX
+
+
+def batch_prefetch(queue: str, prefetch: int, max_batch: int, max_wait_ms: float) -> int:
+    """Checks consume_batch's limits; returns the prefetch to use, at least max_batch (a consumer
+    cannot be handed more at once than the broker lets it hold)."""
+    if max_batch < 1 or prefetch < 1 or max_wait_ms < 0:
+        raise ValueError("consume_batch needs max_batch >= 1, prefetch >= 1 and max_wait_ms >= 0")
+    if prefetch < max_batch:
+        log.warning("transport.prefetch_raised", queue=queue, prefetch=prefetch, max_batch=max_batch)
+    return max(prefetch, max_batch)
 
 
 def open_transport(url: str, *, retry: RetryPolicy = RetryPolicy(), **kw: Any) -> Transport:

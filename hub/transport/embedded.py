@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from hub.transport.base import (
-    BatchHandler, Delivery, Handler, Item, Reject, RetryPolicy, TransportError, parking_queue,
+    BatchHandler, Delivery, Handler, Item, Reject, RetryPolicy, TransportError, batch_prefetch, parking_queue,
 )
 
 log = structlog.get_logger(__name__)
@@ -150,43 +150,37 @@ class EmbeddedTransport:
     # --- consuming --------------------------------------------------------------------------
 
     def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
-        self._loop(queue, prefetch, stop, lambda claimed: self._handle(queue, claimed, handler, stop))
+        """consume_batch with batches of one: one loop, one set of per-message rules."""
+        self.consume_batch(queue, lambda batch: handler(batch[0]), stop=stop, prefetch=prefetch,
+                           max_batch=1, max_wait_ms=0)
 
     def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
                       max_batch: int = 100, max_wait_ms: int = 5) -> None:
-        """A claim is already a batch: it goes to the handler in slices of max_batch; a slice that
-        fails goes through `_handle` one delivery at a time, by the per-message rules."""
-        def process(claimed: list[_Claim]) -> None:
-            for start in range(0, len(claimed), max_batch):
-                if stop.is_set() or self._closed.is_set():
-                    self._settle(queue, claimed[0].lease_until,
-                                 _Outcome(unhandled=[c.row_id for c in claimed[start:]]))
-                    return
-                part = claimed[start:start + max_batch]
-                if len(part) == 1:  # alone already: straight to the per-message rules
-                    self._handle(queue, part, lambda d: handler([d]), stop)
-                    continue
-                try:
-                    handler([c.delivery for c in part])
-                except Exception as exc:
-                    log.info("transport.batch_failed", queue=queue, size=len(part), error=type(exc).__name__)
-                    self._handle(queue, part, lambda d: handler([d]), stop)
-                else:
-                    self._settle(queue, part[0].lease_until, _Outcome(done=[c.row_id for c in part]))
-        self._loop(queue, max(prefetch, max_batch), stop, process)
+        """Claims up to prefetch rows in one transaction and hands them over in slices of max_batch
+        (`_handle`); what became of them is written together, the lease checked."""
+        prefetch = batch_prefetch(queue, prefetch, max_batch, max_wait_ms)
+        self._loop(queue, handler, stop, prefetch, max_batch, max_wait_ms / 1000 if max_batch > 1 else 0.0)
 
-    def _loop(self, queue: str, prefetch: int, stop: threading.Event,
-              process: Callable[[list[_Claim]], None]) -> None:
+    def _loop(self, queue: str, handler: BatchHandler, stop: threading.Event, prefetch: int, max_batch: int,
+              gather_s: float) -> None:
+        """Claims up to prefetch rows at a time. Once a claim has found less than a batch (the queue
+        had run dry), the next rows to show up get gather_s (max_wait_ms) for more to arrive."""
         idle = self._idle[0]
+        dry = True
         log.info("transport.consuming", queue=queue, transport="embedded")
         while not stop.is_set() and not self._closed.is_set():
             generation = self._generation
             try:
-                claimed = self._claim(queue, prefetch)
-                if claimed:
-                    idle = self._idle[0]
-                    process(claimed)
-                    continue
+                if self._any_ready(queue):
+                    if gather_s and dry:
+                        stop.wait(gather_s)
+                    claimed = self._claim(queue, prefetch)
+                    if claimed:
+                        idle = self._idle[0]
+                        dry = len(claimed) < max_batch
+                        self._handle(queue, claimed, handler, stop, max_batch)
+                        continue
+                dry = True
             except OperationalError as exc:  # file locked past busy_timeout, disk trouble: wait, go on
                 log.warning("transport.consumer_retry", queue=queue, error=type(exc).__name__)
                 stop.wait(self._idle[1])
@@ -197,13 +191,22 @@ class EmbeddedTransport:
             idle = min(idle * 2, self._idle[1])
         log.info("transport.consumer_stopped", queue=queue, transport="embedded")
 
+    def _give_back(self, stop: threading.Event, lease: float) -> bool:
+        """Stopping, or the claim's lease is about to run out (its rows may soon be someone else's)."""
+        return stop.is_set() or self._closed.is_set() or time.time() >= lease - min(1.0, self.lease_s / 5)
+
+    def _any_ready(self, queue: str) -> bool:
+        """A cheap look first: idle polling never takes the write lock."""
+        t = messages.c
+        with self._read() as conn:
+            return conn.execute(
+                select(t.id).where(t.queue == queue, t.available_at <= time.time()).limit(1)
+            ).first() is not None
+
     def _claim(self, queue: str, limit: int) -> list[_Claim]:
         """Leases up to `limit` available rows; a row whose lease ran out is a redelivery."""
         now = time.time()
         t = messages.c
-        with self._read() as conn:  # a cheap look first: idle polling never takes the write lock
-            if conn.execute(select(t.id).where(t.queue == queue, t.available_at <= now).limit(1)).first() is None:
-                return []
         with self._engine.begin() as conn:
             rows = conn.execute(
                 select(t.id, t.message_id, t.body, t.headers, t.attempt, t.lease_until, t.redelivered)
@@ -228,47 +231,66 @@ class EmbeddedTransport:
             for r in rows
         ]
 
-    def _handle(self, queue: str, claimed: list[_Claim], handler: Handler, stop: threading.Event) -> None:
-        """Runs the handler over a claimed batch; outcomes are written together, in one transaction."""
+    def _handle(self, queue: str, claimed: list[_Claim], handler: BatchHandler, stop: threading.Event,
+                max_batch: int) -> None:
+        """Hands a claim over in slices of max_batch. A slice that fails, or a slice of one, goes
+        through the per-message rules (`_apply_rules`) one delivery at a time. Outcomes are written
+        together, in one transaction at the end of the claim (or every half second for slow handlers)."""
         lease = claimed[0].lease_until  # one claim, one lease: it also proves the rows are still ours
         outcome = _Outcome()
-        in_flight: int | None = None
+        in_flight: list[int] = []
         last_flush = time.monotonic()
-        margin = min(1.0, self.lease_s / 5)
         try:
-            for c in claimed:
-                d = c.delivery
-                # A row whose lease is about to run out may soon be someone else's: hand it back.
-                if stop.is_set() or self._closed.is_set() or time.time() >= lease - margin:
+            for start in range(0, len(claimed), max_batch):
+                part = claimed[start:start + max_batch]
+                if self._give_back(stop, lease):  # the rest go back untouched
                     break
-                in_flight = c.row_id
-                try:
-                    handler(d)
-                except Reject:
-                    log.warning("transport.rejected", queue=queue, message_id=d.message_id, attempt=d.attempt)
-                    outcome.parked.append(c.row_id)
-                except Exception as exc:  # Retry or a failure: both are retried
-                    if self.retry.exhausted(d.attempt):
-                        log.warning("transport.parked", queue=queue, message_id=d.message_id,
-                                    attempt=d.attempt, error=type(exc).__name__)
-                        outcome.parked.append(c.row_id)
+                if len(part) > 1:
+                    in_flight = [c.row_id for c in part]
+                    try:
+                        handler([c.delivery for c in part])
+                    except Exception as exc:
+                        log.info("transport.batch_failed", queue=queue, size=len(part), error=type(exc).__name__)
                     else:
-                        log.info("transport.retry", queue=queue, message_id=d.message_id,
-                                 attempt=d.attempt, error=type(exc).__name__)
-                        outcome.retried.append((c.row_id, d.attempt))
-                else:
-                    outcome.done.append(c.row_id)
-                in_flight = None
+                        outcome.done.extend(in_flight)
+                        part = []
+                in_flight = []
+                for c in part:
+                    if self._give_back(stop, lease):
+                        break
+                    in_flight = [c.row_id]
+                    self._apply_rules(queue, c, handler, outcome)
+                    in_flight = []
                 if time.monotonic() - last_flush > 0.5:  # slow handlers: do not sit on acks
                     self._settle(queue, lease, outcome)
                     outcome = _Outcome(settled=outcome.settled)
                     last_flush = time.monotonic()
         finally:
-            # Rows the handler never saw go back at once. On a crash (an exception escaping the
-            # handler) the row in flight keeps its lease and is redelivered once it runs out.
-            outcome.unhandled = [c.row_id for c in claimed if c.row_id not in outcome.settled | outcome.ids()
-                                 and c.row_id != in_flight]
+            # Rows not settled go back at once. On a crash (an exception escaping the handler) the
+            # rows in flight keep their lease and are redelivered once it runs out.
+            kept = outcome.settled | outcome.ids() | set(in_flight)
+            outcome.unhandled = [c.row_id for c in claimed if c.row_id not in kept]
             self._settle(queue, lease, outcome)
+
+    def _apply_rules(self, queue: str, c: _Claim, handler: BatchHandler, outcome: _Outcome) -> None:
+        """One delivery alone through the handler: done, delayed retry, or parking."""
+        d = c.delivery
+        try:
+            handler([d])
+        except Reject:
+            log.warning("transport.rejected", queue=queue, message_id=d.message_id, attempt=d.attempt)
+            outcome.parked.append(c.row_id)
+        except Exception as exc:  # Retry or a failure: both are retried
+            if self.retry.exhausted(d.attempt):
+                log.warning("transport.parked", queue=queue, message_id=d.message_id,
+                            attempt=d.attempt, error=type(exc).__name__)
+                outcome.parked.append(c.row_id)
+            else:
+                log.info("transport.retry", queue=queue, message_id=d.message_id,
+                         attempt=d.attempt, error=type(exc).__name__)
+                outcome.retried.append((c.row_id, d.attempt))
+        else:
+            outcome.done.append(c.row_id)
 
     def _settle(self, queue: str, lease: float, outcome: _Outcome) -> None:
         if not outcome.ids():
