@@ -9,8 +9,6 @@ from typing import Any
 
 from hub.errors import InvalidTransition
 
-STATES = ("submitted", "incomplete", "admissible", "residence_decided", "work_decided", "decided", "notified")
-
 _DECISION_STATES = {"admissible", "residence_decided", "work_decided"}
 
 

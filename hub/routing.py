@@ -117,9 +117,6 @@ class Router:
     queue_prefix: str = ""
     clock: Callable[[], datetime] = utcnow
 
-    def handle(self, d: Delivery) -> None:
-        self.handle_batch([d])
-
     def handle_batch(self, batch: Sequence[Delivery]) -> None:
         envelopes = [self._read(d) for d in batch]
         by_id = {env.message_id: env for env in envelopes}
