@@ -599,4 +599,3 @@ def test_consume_batch_limits(broker):
     consume_batch(broker, t, q, lambda b: sizes.append(len(b)), max_batch=40, prefetch=5)
     wait_until(lambda: sum(sizes) == 40)
     assert max(sizes) <= 40
-
