@@ -1,0 +1,84 @@
+"""The INASTI SelfEmployed v2 contracts as validators: the service XSD (with the CBSS common types
+v3 it imports), checked with xmlschema, and the canonical enrichment schema (jsonschema 2020-12).
+
+Files: contracts/inasti/self-employed-v2.xsd, self-employed-v2.wsdl, contracts/cbss/common-types-v3.xsd
+and contracts/enrichment/inasti.self-employed.schema.json. The hub writes these itself: INASTI
+publishes no schema for the service (reference README, "Not published").
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import xmlschema
+from jsonschema import Draft202012Validator
+from lxml import etree
+
+from hub.contracts import FORMAT_CHECKER
+
+CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
+WSDL_FILE = "inasti/self-employed-v2.wsdl"
+XSD_FILE = "inasti/self-employed-v2.xsd"
+COMMON_XSD_FILE = "cbss/common-types-v3.xsd"
+ENRICHMENT_FILE = "enrichment/inasti.self-employed.schema.json"
+
+NS = "urn:wib-hub:inasti:self-employed:v2"
+COMMON_NS = "http://kszbcss.fgov.be/types/common/v3"
+REQUEST = f"{{{NS}}}consultSelfEmployedCareerRequest"
+RESPONSE = f"{{{NS}}}consultSelfEmployedCareerResponse"
+FAULT = f"{{{NS}}}consultSelfEmployedCareerFault"
+
+# Where the service answers, relative to the source's base URL. The simulator serves the WSDL at
+# SERVICE_PATH?wsdl and the two XSDs at the same paths relative to it as in contracts/, so that
+# the relative schemaLocation imports resolve over HTTP too.
+SERVICE_PATH = "/inasti/self-employed-v2"
+SERVED_FILES = {"/inasti/self-employed-v2.xsd": XSD_FILE, "/cbss/common-types-v3.xsd": COMMON_XSD_FILE}
+
+
+class ContractViolation(ValueError):
+    """A body that does not follow the SelfEmployed v2 contract."""
+
+
+def path(name: str) -> Path:
+    return CONTRACTS_DIR / name
+
+
+@lru_cache(maxsize=1)
+def schema() -> xmlschema.XMLSchema:
+    """The service XSD with its imports (loaded from disk, never from the network)."""
+    return xmlschema.XMLSchema(str(path(XSD_FILE)), allow="local")
+
+
+def validate_element(element: etree._Element) -> None:
+    """Raise ContractViolation unless `element` (a request, answer or fault detail) is valid."""
+    if element.tag not in (REQUEST, RESPONSE, FAULT):
+        raise ContractViolation(f"unexpected element {element.tag}")
+    errors = list(schema().iter_errors(element))
+    if errors:
+        raise ContractViolation(f"{etree.QName(element).localname}: {errors[0].reason} at {errors[0].path}")
+
+
+def is_valid_element(element: etree._Element) -> bool:
+    try:
+        validate_element(element)
+    except ContractViolation:
+        return False
+    return True
+
+
+def ssin_type() -> Any:
+    """common:SsinType as xmlschema compiled it (for tests of the pattern)."""
+    return schema().maps.types[f"{{{COMMON_NS}}}SsinType"]
+
+
+@lru_cache(maxsize=1)
+def enrichment_schema() -> dict[str, Any]:
+    return json.loads(path(ENRICHMENT_FILE).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def enrichment_validator() -> Draft202012Validator:
+    Draft202012Validator.check_schema(enrichment_schema())
+    return Draft202012Validator(enrichment_schema(), format_checker=FORMAT_CHECKER)
