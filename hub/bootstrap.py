@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import Engine, text
 
+from adapters.base import Enricher, Resilient, SourceConfig, load_adapters
 from hub import oplog
 from hub.auth import TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
+from hub.enrichment import Enrichment
 from hub.flows import Registry, default_contracts_dir, load_registry
 from hub.pipeline import Ingress
 from hub.routing import ROUTE_QUEUE, Relay, Router, party_queue
@@ -30,6 +32,7 @@ class Hub:
     engine: Engine
     transport: Transport
     tokens: TokenIssuer
+    sources: dict[str, Enricher] = field(default_factory=dict)
     wake: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -38,6 +41,10 @@ class Hub:
         self.reads = reader(self.engine)
         self.commits = GroupCommit(self.engine)
         self.ingress = Ingress(self.registry, self.engine, on_stored=self.wake.set, commits=self.commits)
+        self.enrich_wake = threading.Event()
+        self.enrichment = Enrichment(self.registry, self.engine, self.commits, self.sources,
+                                     on_complete=self.wake.set, parallel=self.settings.enrich_parallel,
+                                     retry_max_s=self.settings.enrich_retry_max_seconds)
 
     @property
     def route_queue(self) -> str:
@@ -48,7 +55,7 @@ class Hub:
 
     def router(self) -> Router:
         return Router(self.registry, self.commits, self.transport, queue=self.route_queue,
-                      queue_prefix=self.settings.queue_prefix)
+                      queue_prefix=self.settings.queue_prefix, on_enrichment_pending=self.enrich_wake.set)
 
     def start_workers(self, routers: int = 1) -> None:
         """Outbox relay + route consumers, as threads of this process (`serve`, `worker`)."""
@@ -57,6 +64,7 @@ class Hub:
         for i in range(routers):
             router = self.router()
             self._spawn(f"router-{i}", lambda r=router: r.run(self.stop, self.settings.worker_prefetch))
+        self._spawn("enricher", lambda: self.enrichment.run(self.stop, self.enrich_wake))
 
     def _spawn(self, name: str, target) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -80,11 +88,13 @@ class Hub:
     def stop_workers(self) -> None:
         self.stop.set()
         self.wake.set()
+        self.enrich_wake.set()
         for t in self.threads:
             t.join(timeout=10)
 
     def close(self) -> None:
         self.stop_workers()
+        self.enrichment.close()
         self.transport.close()
         self.engine.dispose()
 
@@ -107,4 +117,31 @@ def build_hub(settings: Settings | None = None) -> Hub:
     key = settings.token_key or ensure_token_key(settings.token_key_file or settings.data_dir / "token.key")
     roles = {p.id: p.roles for p in registry.parties.values()}
     tokens = TokenIssuer(key, load_clients(clients_file), roles, settings.token_ttl_seconds)
-    return Hub(settings, registry, engine, transport, tokens)
+    wanted = sorted({name for flow in registry.flows.values() for name in flow.enrich})
+    return Hub(settings, registry, engine, transport, tokens, build_sources(settings, wanted))
+
+
+def build_sources(settings: Settings, wanted: list[str]) -> dict[str, Enricher]:
+    """Enrichment sources by name: configured URLs, else (embedded default) the sandbox's
+    simulators. Each behind retries with jittered backoff and a circuit breaker."""
+    if not wanted:
+        return {}
+    adapters = load_adapters()
+    unknown = [n for n in wanted if n not in adapters or adapters[n].make_enricher is None]
+    if unknown:
+        raise RuntimeError(f"flows name enrichment sources with no installed adapter: {', '.join(unknown)}")
+    urls = {n: settings.sources[n] for n in wanted if n in settings.sources}
+    missing = [n for n in wanted if n not in urls]
+    key_file = settings.source_key_file
+    if missing and settings.sandbox:
+        from adapters.sandbox import shared_sandbox
+        box = shared_sandbox(settings.resolved_sandbox_dir(), missing)
+        urls.update({n: box.urls()[n] for n in missing})
+        key_file = key_file or settings.resolved_sandbox_dir() / "client-key.pem"
+    elif missing:  # a dossier would wait for ever: refuse to start instead
+        raise RuntimeError(f"no URL for enrichment sources {', '.join(missing)} (HUB_SOURCES) and the sandbox is off")
+    key = key_file.read_bytes() if key_file else None
+    return {n: Resilient(adapters[n].make_enricher(SourceConfig(
+                url, timeout_s=settings.source_timeout_seconds, client_id=settings.source_client_id,
+                private_key_pem=key)))
+            for n, url in urls.items()}

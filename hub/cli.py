@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub import cli_contracts, cli_enrich
 from hub.errors import RegistryError
 from hub.settings import Settings
 
@@ -146,6 +147,9 @@ def demo(url: Annotated[Optional[str], typer.Option(help="a running hub; default
     from hub.demo import run_demo
     raise typer.Exit(run_demo(console, url))
 
+
+cli_enrich.register(app)
+app.add_typer(cli_contracts.app, name="contracts")
 
 if __name__ == "__main__":
     app()

@@ -45,6 +45,7 @@ class DemoClient:
     secrets: dict[str, Any]
     flows: dict[str, Any] = field(default_factory=dict)
     timeline: list[Step] = field(default_factory=list)
+    enrichments: list[tuple[str, str, list[dict[str, Any]]]] = field(default_factory=list)  # dossier, recipient, records
     _tokens: dict[str, str] = field(default_factory=dict)
 
     def headers(self, party: str) -> dict[str, str]:
@@ -84,6 +85,8 @@ class DemoClient:
             item = self._pull(recipient, accepted["message_id"])
             categories |= set(item["data_categories"])
             items.append(item)
+            if (item.get("attachments") or {}).get("enrichment"):
+                self.enrichments.append((item["dossier_id"], recipient, item["attachments"]["enrichment"]))
         ms = (time.perf_counter() - start) * 1000
         f = self.flows[flow]
         self.timeline.append(Step(flow, sender, accepted["recipients"], f["purpose"], f["legal_basis"],
@@ -142,6 +145,30 @@ def render(console: Console, timeline: list[Step]) -> None:
                       f"{s.purpose}° {PURPOSES.get(s.purpose, '')}", basis,
                       ", ".join(CATEGORY_SHORT.get(c, c) for c in s.categories) or "—", f"{s.ms:.1f}")
     console.print(table)
+
+
+def render_enrichment(console: Console, enrichments: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
+    """Art. 14: what the sources added to each forwarded dossier, from which contract, how fast."""
+    table = Table(title="enrichment (Art. 14) — added by the hub before the dossier reached DVZ",
+                  caption="status: found / no_data (the source has nothing on the person) · sources that do not "
+                          "apply (Limosa: not posted; INASTI: not self-employed) are not asked")
+    for col, kw in (("dossier", {}), ("to", {}), ("source", {}), ("contract", {}), ("status", {}),
+                    ("what", {}), ("ms", {"justify": "right"}), ("retrieved", {})):
+        table.add_column(col, **kw)
+    for dossier, recipient, records in enrichments:
+        for r in records:
+            table.add_row(dossier[-6:], recipient, r["source"], f"{r['contract']} {r['contract_version']}",
+                          r["status"], _summary(r), f"{r['elapsed_ms']}", r["retrieved_at"][11:23])
+    console.print(table)
+
+
+def _summary(record: dict[str, Any]) -> str:
+    data = record.get("data") or {}
+    for key, label in (("periods", "Dimona periods"), ("quarters", "DmfA quarters"),
+                       ("declarations", "Limosa declarations"), ("career_periods", "self-employed periods")):
+        if key in data:
+            return f"{len(data[key])} {label}"
+    return "—"
 
 
 CATEGORY_SHORT = {"identification": "id", "contact": "contact", "residence_status": "residence",
@@ -204,6 +231,7 @@ def run_demo(console: Console, url: str | None) -> int:
                 client.load_flows()
                 procedure(client)
             render(console, client.timeline)
+            render_enrichment(console, client.enrichments)
             report = audit.verify(open_engine(used.resolved_database_url()))
     console.print(("[green]" if report.intact else "[red]") + str(report))
     return 0 if report.intact else 1

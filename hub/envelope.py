@@ -26,6 +26,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso_utc(ts: Any) -> Any:
+    """ISO 8601 with its offset; SQLite hands datetimes back naive, and they were written in UTC."""
+    if isinstance(ts, datetime):
+        return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).isoformat()
+    return ts
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     message_id: str

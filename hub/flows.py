@@ -123,6 +123,8 @@ class Flow:
     source_file: str
     # JSON pointer → the values the flow accepts there (e.g. /application_kind), on top of the contract.
     payload_constraints: Mapping[str, frozenset[Any]] = field(default_factory=lambda: MappingProxyType({}))
+    # Art. 14: the sources whose data the hub adds (content enricher) before delivering the message
+    enrich: tuple[str, ...] = ()
 
     def allows_sender(self, party_id: str) -> bool:
         return any(fnmatchcase(party_id, pattern) for pattern in self.senders)
@@ -261,6 +263,7 @@ class _FlowModel(_Model):
     retention: str
     enabled: StrictBool = True
     payload_constraints: dict[str, list[str | int | bool]] = Field(default_factory=dict)
+    enrich: list[str] = Field(default_factory=list)
 
     @field_validator("controller", mode="before")
     @classmethod
@@ -365,13 +368,17 @@ def _build_flow(m: _FlowModel, file: str, parties: Mapping[str, Party],
         if not contract.has_path(pointer):
             raise fail(f"payload_constraints.{pointer}", f"no field {pointer} in contract {m.message!r}")
         constraints[pointer] = frozenset(allowed)
+    if m.enrich and not m.attach_dossier:
+        raise fail("enrich", "enrichment is added to the forwarded dossier: the flow needs attach_dossier")
+    if m.enrich and not any("social_security" in r.data_categories for r in rules):
+        raise fail("enrich", "no recipient of this flow may receive social_security data")
     return Flow(
         id=m.id, title=m.title, description=m.description.strip(), legal_basis=tuple(m.legal_basis),
         purpose=m.purpose, controller=tuple(m.controller), processor=m.processor,
         data_subjects=tuple(m.data_subjects), senders=tuple(m.senders), recipients=tuple(rules),
         message=m.message, data_categories=flow_categories, attach_dossier=m.attach_dossier,
         creates_dossier=m.dossier.creates, dossier_state=state, retention=m.retention, enabled=m.enabled,
-        source_file=file, payload_constraints=MappingProxyType(constraints),
+        source_file=file, payload_constraints=MappingProxyType(constraints), enrich=tuple(m.enrich),
     )
 
 

@@ -18,9 +18,9 @@ from typing import Any, Callable, Sequence
 import structlog
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from hub import audit, policy
+from hub import audit, enrichment, policy
 from hub.audit import AuditEvent
-from hub.envelope import Envelope, utcnow
+from hub.envelope import Envelope, iso_utc, utcnow
 from hub.errors import HubError
 from hub.flows import Registry
 from hub.store.schema import deliveries, dossiers, messages, outbox
@@ -116,21 +116,31 @@ class Router:
     queue: str = ROUTE_QUEUE
     queue_prefix: str = ""
     clock: Callable[[], datetime] = utcnow
+    on_enrichment_pending: Callable[[], None] = lambda: None
 
     def handle_batch(self, batch: Sequence[Delivery]) -> None:
         envelopes = [self._read(d) for d in batch]
         by_id = {env.message_id: env for env in envelopes}
         now = self.clock()
         rows: list[dict[str, Any]] = []
+        waiting: list[str] = []
 
         def write(w: Batch) -> list[AuditEvent]:
-            attached = self._attached(w.conn, envelopes)
-            rows[:] = [row for env in envelopes for row in self._projections(env, attached, now)]
+            # Art. 14: a message whose flow enriches waits until its records are in; the enricher
+            # sends it through the outbox again when they are
+            jobs = enrichment.open_jobs(w, self.registry, envelopes, now)
+            ready = [e for e in envelopes if jobs.get(e.message_id, "done") == "done"]
+            waiting[:] = [e.message_id for e in envelopes if jobs.get(e.message_id, "done") != "done"]
+            records = enrichment.records_for(w.conn, [e.message_id for e in ready if e.message_id in jobs])
+            attached = self._attached(w.conn, ready)
+            rows[:] = [row for env in ready for row in self._projections(env, attached, records, now)]
             new = insert_ignore(w.conn, deliveries, rows, ("message_id", "recipient"))
             return [self._delivered(by_id[r["message_id"]], r) for r in rows
                     if (r["message_id"], r["recipient"]) in new]
 
         self.commits.write(write)
+        if waiting:
+            self.on_enrichment_pending()
         self._push_to_party_queues(rows)
 
     def _read(self, d: Delivery) -> Envelope:
@@ -150,7 +160,8 @@ class Router:
         return dict(conn.execute(select(dossiers.c.id, dossiers.c.application)
                                  .where(dossiers.c.id.in_(wanted))).all())
 
-    def _projections(self, env: Envelope, attached: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    def _projections(self, env: Envelope, attached: dict[str, Any], records: dict[str, list[dict[str, Any]]],
+                     now: datetime) -> list[dict[str, Any]]:
         """Art. 11: each recipient gets only the categories its rule on the flow names."""
         flow = self.registry.flow(env.flow_id)
         contract = self.registry.contract_for(flow)
@@ -168,6 +179,9 @@ class Router:
                 projected = application.project(attached[env.dossier_id], rule.data_categories)
                 attachments = {"application": projected}
                 categories |= application.categories(projected)
+            if records.get(env.message_id) and enrichment.CATEGORY in rule.data_categories:
+                attachments = {**(attachments or {}), "enrichment": records[env.message_id]}
+                categories.add(enrichment.CATEGORY)
             rows.append(dict(
                 message_id=env.message_id, recipient=recipient, flow_id=flow.id, sender=env.sender,
                 dossier_id=env.dossier_id, correlation_id=env.correlation_id, purpose=env.purpose,
@@ -207,7 +221,7 @@ def inbox_item(row: Any) -> dict[str, Any]:
         "id": row.get("id"), "message_id": row["message_id"], "flow": row["flow_id"],
         "sender": row["sender"], "dossier_id": row["dossier_id"], "correlation_id": row["correlation_id"],
         "purpose": row["purpose"], "data_categories": row["data_categories"], "payload": row["payload"],
-        "delivered_at": _iso(row["delivered_at"]),
+        "delivered_at": iso_utc(row["delivered_at"]),
     }
     if row["attachments"]:
         item["attachments"] = row["attachments"]
@@ -216,10 +230,6 @@ def inbox_item(row: Any) -> dict[str, Any]:
 
 def inbox_item_bytes(row: dict[str, Any]) -> bytes:
     return json.dumps(inbox_item(row), separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _iso(ts: Any) -> str | None:
-    return ts.isoformat() if isinstance(ts, datetime) else ts
 
 
 def _envelope(m: Any) -> Envelope:

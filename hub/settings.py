@@ -26,12 +26,23 @@ class Settings(BaseSettings):
     relay_batch: int = 500
     relay_poll_seconds: float = Field(0.25, description="longest the relay waits between outbox reads")
     worker_prefetch: int = 200
+    sources: dict[str, str] = Field(default_factory=dict, description='source system URLs by adapter name, JSON: {"onss.dimona": "https://…"}')
+    sandbox: bool = Field(True, description="start the simulators in-process for sources without a URL (embedded default)")
+    sandbox_dir: Path | None = Field(None, description="the sandbox's key; default: data_dir/sandbox")
+    source_client_id: str = Field("wib-hub", description="OAuth2 client id at the REST sources")
+    source_key_file: Path | None = Field(None, description="private_key_jwt signing key (PEM); default: the sandbox key in data_dir")
+    source_timeout_seconds: float = Field(5.0, description="timeout of one call to a source")
+    enrich_parallel: int = Field(16, description="concurrent source calls of the enricher")
+    enrich_retry_max_seconds: float = Field(30.0, description="longest wait before a pending enrichment is tried again")
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
 
     def resolved_broker_url(self) -> str:
         return self.broker_url or f"sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+
+    def resolved_sandbox_dir(self) -> Path:
+        return self.sandbox_dir or self.data_dir / "sandbox"
 
     def resolved_clients_file(self) -> Path:
         return self.clients_file or self.data_dir / "clients.json"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -65,9 +66,14 @@ def broker_url(request, tmp_path):
     return request.getfixturevalue("amqp_url")
 
 
+# One sandbox (the source simulators) for the whole test session, shared by every hub a test starts.
+SANDBOX_DIR = Path(tempfile.mkdtemp(prefix="wib-sandbox-"))
+
+
 def hub_settings(data_dir: Path, database_url: str, broker_url: str, **kw):
     from hub.settings import Settings
     kw.setdefault("queue_prefix", f"t{uuid.uuid4().hex[:8]}.")
+    kw.setdefault("sandbox_dir", SANDBOX_DIR)
     return Settings(data_dir=data_dir, database_url=database_url, broker_url=broker_url, **kw)
 
 

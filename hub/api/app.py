@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import audit
-from hub.api import authorities, portal, system
+from hub.api import authorities, contracts, enrichment, portal, system
 from hub.audit import AuditEvent
 from hub.bootstrap import Hub
 from hub.errors import HubError, MalformedMessage, PayloadTooLarge
@@ -21,6 +21,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(system.router)
     app.include_router(portal.router)
     app.include_router(authorities.router)
+    app.include_router(contracts.router)
+    app.include_router(enrichment.router)
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, err: HubError) -> JSONResponse:

@@ -104,3 +104,35 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# Art. 14 content enricher: one job per forwarded message whose flow asks for enrichment. A job
+# stays pending (the dossier waits, "enrichment pending") until every applicable source answered.
+enrichment_jobs = Table(
+    "enrichment_jobs", metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("dossier_id", String(36)),
+    Column("sources", Json, nullable=False),        # the sources that apply to this dossier
+    Column("state", String(16), nullable=False),    # pending | done
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),                     # source names and error kinds only
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+)
+Index("ix_enrichment_jobs_due", enrichment_jobs.c.state, enrichment_jobs.c.next_attempt_at)
+
+enrichments = Table(
+    "enrichments", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False),
+    Column("dossier_id", String(36)),
+    Column("source", String(64), nullable=False),
+    Column("contract", String(64), nullable=False),
+    Column("contract_version", String(32), nullable=False),
+    Column("status", String(16), nullable=False),   # found | no_data | refused
+    Column("retrieved_at", DateTime(timezone=True), nullable=False),
+    Column("elapsed_ms", Integer, nullable=False),
+    Column("data", Json, nullable=False),           # canonical record, data category social_security
+    UniqueConstraint("message_id", "source", name="uq_enrichment_message_source"),
+)
+Index("ix_enrichments_dossier", enrichments.c.dossier_id)
