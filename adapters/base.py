@@ -161,12 +161,12 @@ class Resilient:
     def fetch(self, subject: Subject) -> EnrichmentRecord:
         return self._guarded(lambda: self.inner.fetch(subject))
 
-    def fetch_many(self, subjects: list[Subject]) -> list[EnrichmentRecord]:
+    def fetch_many(self, subjects: list[Subject], **options: Any) -> list[EnrichmentRecord]:
         """The source's bulk consultation when it has one (one call for many people), else one by one."""
         bulk = getattr(self.inner, "fetch_many", None)
         if bulk is None:
             return [self.fetch(s) for s in subjects]
-        return self._guarded(lambda: bulk(subjects))
+        return self._guarded(lambda: bulk(subjects, **options))
 
     def _guarded(self, call: Callable[[], Any]) -> Any:
         last: Exception | None = None

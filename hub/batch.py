@@ -89,18 +89,18 @@ def _cell(row: Sequence[str], index: int | None) -> str:
     return row[index].strip() if index is not None and index < len(row) else ""
 
 
-def active_period(record: EnrichmentRecord, day: date) -> dict[str, Any] | None:
-    """The Dimona period running on `day`, if any."""
+def active_period(record: EnrichmentRecord, day: str) -> dict[str, Any] | None:
+    """The Dimona period running on `day` (ISO date; ISO dates compare as strings), if any."""
     for p in record.data.get("periods", []):
-        start, end = date.fromisoformat(p["start"]), p.get("end")
-        if start <= day and (end is None or date.fromisoformat(end) >= day):
+        end = p.get("end")
+        if p["start"] <= day and (end is None or end >= day):
             return p
     return None
 
 
 def out_row(line: Line, record: EnrichmentRecord) -> tuple[str, dict[str, Any]]:
     """(competent authority, result line) for one person."""
-    period = active_period(record, line.reference_date)
+    period = active_period(record, line.reference_date.isoformat())
     postcode = line.postcode or (period or {}).get("postcode")
     authority = region_of_postcode(postcode) or UNASSIGNED
     row = {"insz": line.insz, "reference_date": line.reference_date.isoformat(), "postcode": postcode or "",
@@ -149,7 +149,7 @@ def enrich_batch(source: Any, lines: Sequence[Line], out_dir: Path, *, legal_con
     def run(part: Sequence[Line]) -> list[tuple[Line, EnrichmentRecord]]:
         subjects = [Subject(insz=l.insz, reference_date=l.reference_date, legal_context=legal_context,
                             ticket=f"batch-{l.number}") for l in part]
-        return list(zip(part, source.fetch_many(subjects)))
+        return list(zip(part, source.fetch_many(subjects, running_only=True)))
 
     try:
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="batch") as pool:

@@ -30,13 +30,14 @@ def register(app: typer.Typer) -> None:
 
 
 def sandbox(port: Annotated[int, typer.Option(help="first port; each simulator takes the next one (0: any free port)")] = 8100,
+            host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
             latency_ms: Annotated[float, typer.Option(help="latency added to every answer")] = 0.0) -> None:
     """Run every simulator (ONSS Dimona, DmfA, Limosa; INASTI; DVZ and regional back offices) until Ctrl-C."""
     from adapters.base import load_adapters
     from adapters.sandbox import Sandbox
     settings = Settings()
     names = list(load_adapters())
-    box = Sandbox(settings.resolved_sandbox_dir())
+    box = Sandbox(settings.resolved_sandbox_dir(), host=host)
     urls = box.start(names, {n: port + i for i, n in enumerate(names)} if port else None)
     table = Table(title="wib-hub sandbox")
     for col in ("adapter", "system", "protocol", "URL"):

@@ -1,6 +1,8 @@
 """Which region is competent for a place in Belgium (Art. 6 of the agreement: the place of work)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 # Belgian postcodes by region; the German-speaking Community's municipalities are 4700–4799.
 POSTCODE_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
     "region.brussels": ((1000, 1299),),
@@ -10,6 +12,7 @@ POSTCODE_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 
+@lru_cache(maxsize=16_384)
 def region_of_postcode(postcode: str | int | None) -> str | None:
     """The competent region's party id for a Belgian postcode, or None when it is not one."""
     try:

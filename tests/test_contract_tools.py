@@ -316,3 +316,11 @@ def test_api_refuses_unknown_contracts_unsafe_xml_and_anonymous_callers(api):
     r = post("/v1/contracts/onss.dimona.personnel-file.request/validate", content=REQUEST_OK,
              headers={"Content-Type": "application/xml"})
     assert r.status_code == 401
+
+
+def test_contracts_readme_lists_every_catalogue_entry():
+    """contracts/README.md is what integration engineers read first: it must not drift from the catalogue."""
+    import yaml
+    readme = (default_contracts_dir() / "README.md").read_text()
+    for c in yaml.safe_load((default_contracts_dir() / "catalogue.yaml").read_text())["contracts"]:
+        assert f"| `{c['name']}` |" in readme and f"`{c['file']}`" in readme, c["name"]

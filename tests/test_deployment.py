@@ -1,6 +1,7 @@
 """The production-shaped deployment parses and names its services; the schema matches its migrations."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,14 @@ def test_compose_names_the_services():
         env = services[name]["environment"]
         assert env["HUB_DATABASE_URL"].startswith("postgresql://")
         assert env["HUB_BROKER_URL"].startswith("amqp://")
+        # the sources are named, not started in-process: the hub's adapters by name, the sandbox's ports
+        sources = json.loads(env["HUB_SOURCES"])
+        assert env["HUB_SANDBOX"] == "false" and set(sources) == {"onss.dimona", "onss.dmfa", "onss.limosa",
+                                                                  "inasti.self-employed"}
+    from adapters.base import load_adapters
+    ports = {name: 8100 + i for i, name in enumerate(load_adapters())}
+    for name, url in sources.items():
+        assert url.endswith(f":{ports[name]}"), (name, url)
 
 
 def test_migrations_build_exactly_the_schema(store_url):
