@@ -63,6 +63,17 @@ def applicable(sources: Mapping[str, Enricher], flow: Flow, subject: Subject | N
     return [name for name in flow.enrich if name in sources and sources[name].applies(subject)]
 
 
+def enriching_flow(registry: Registry, application: Mapping[str, Any]) -> Flow:
+    """The flow whose sources apply to this kind of application: the one reserved to its kind
+    (the professional card: INASTI, Limosa), else the one forwarding a dossier to DVZ."""
+    flows = [f for f in registry.flows.values() if f.enrich]
+    kind = application.get("application_kind")
+    for f in flows:
+        if kind in f.payload_constraints.get("/application_kind", ()):
+            return f
+    return next(f for f in flows if f.attach_dossier)
+
+
 def record_hash(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -116,6 +127,7 @@ class Enrichment:
     parallel: int = 16
     batch: int = 50
     retry_max_s: float = 30.0
+    lease_s: float = 120.0             # longer than every source's timeout × retries
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
 
@@ -125,12 +137,10 @@ class Enrichment:
     def run_once(self) -> int:
         """One pass over the due jobs; returns how many completed."""
         now = self.clock()
+        jobs = self._claim(now)
+        if not jobs:
+            return 0
         with self.engine.connect() as conn:
-            jobs = conn.execute(select(enrichment_jobs).where(enrichment_jobs.c.state == "pending",
-                                                              enrichment_jobs.c.next_attempt_at <= now)
-                                .order_by(enrichment_jobs.c.next_attempt_at).limit(self.batch)).mappings().all()
-            if not jobs:
-                return 0
             ids = [j["message_id"] for j in jobs]
             envs = {m["id"]: m for m in conn.execute(select(messages).where(messages.c.id.in_(ids))).mappings()}
             apps = dict(conn.execute(select(dossiers.c.id, dossiers.c.application).where(
@@ -153,6 +163,22 @@ class Enrichment:
         if done:
             self.on_complete()
         return done
+
+    def _claim(self, now: datetime) -> list[dict[str, Any]]:
+        """Take the due jobs for a while (a lease), so that enrichers in other worker processes
+        leave them alone; a crashed worker's jobs come back when the lease runs out."""
+        with self.engine.begin() as conn:
+            due = select(enrichment_jobs).where(enrichment_jobs.c.state == "pending",
+                                                enrichment_jobs.c.next_attempt_at <= now) \
+                .order_by(enrichment_jobs.c.next_attempt_at).limit(self.batch)
+            if conn.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            jobs = [dict(j) for j in conn.execute(due).mappings()]
+            if jobs:
+                conn.execute(update(enrichment_jobs)
+                             .where(enrichment_jobs.c.message_id.in_([j["message_id"] for j in jobs]))
+                             .values(next_attempt_at=now + timedelta(seconds=self.lease_s)))
+        return jobs
 
     def _call(self, name: str, subject: Subject) -> EnrichmentRecord | Exception:
         try:
@@ -207,7 +233,7 @@ class Enrichment:
                   request_id: str) -> tuple[list[dict[str, Any]], list[str]]:
         """An authority asks for fresh data on a dossier now (Art. 14): the applicable sources are
         called at once; what they answer is stored and returned, the sources that are down are named."""
-        flow = next(f for f in self.registry.flows.values() if f.enrich)
+        flow = enriching_flow(self.registry, dossier["application"])
         now = self.clock()
         subject = subject_of(dossier["application"], flow, request_id, now)
         wanted = applicable(self.sources, flow, subject)

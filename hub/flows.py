@@ -344,8 +344,10 @@ def _build_flow(m: _FlowModel, file: str, parties: Mapping[str, Party],
         for j, category in enumerate(r.data_categories):
             if category not in DATA_CATEGORIES:
                 raise fail(f"recipients.{i}.data_categories.{j}", f"unknown data category {category!r}")
-            # With attach_dossier the recipient also receives the dossier, projected on these categories.
-            if not m.attach_dossier and category not in flow_categories:
+            # With attach_dossier the recipient also receives the dossier, projected on these categories;
+            # with enrich, the sources' records (social_security).
+            added = m.attach_dossier or (m.enrich and category == "social_security")
+            if not added and category not in flow_categories:
                 raise fail(f"recipients.{i}.data_categories.{j}",
                            f"{category!r} is not among the flow's data_categories")
         rules.append(RecipientRule(r.party, frozenset(r.data_categories)))
@@ -368,8 +370,8 @@ def _build_flow(m: _FlowModel, file: str, parties: Mapping[str, Party],
         if not contract.has_path(pointer):
             raise fail(f"payload_constraints.{pointer}", f"no field {pointer} in contract {m.message!r}")
         constraints[pointer] = frozenset(allowed)
-    if m.enrich and not m.attach_dossier:
-        raise fail("enrich", "enrichment is added to the forwarded dossier: the flow needs attach_dossier")
+    if m.enrich and not (m.attach_dossier or m.dossier.creates):
+        raise fail("enrich", "enrichment is about a dossier: the flow must create or forward one")
     if m.enrich and not any("social_security" in r.data_categories for r in rules):
         raise fail("enrich", "no recipient of this flow may receive social_security data")
     return Flow(

@@ -219,3 +219,41 @@ def test_on_demand_enrichment_for_dvz_and_the_competent_region_only(embedded_hub
         consulted = conn.execute(select(audit_events).where(audit_events.c.event == "consulted",
                                                             audit_events.c.dossier_id == dossier)).all()
     assert any(e.actor == "dvz" and e.data_categories == ["social_security"] for e in consulted)
+
+
+def test_professional_card_reaches_the_region_with_inastis_register(tmp_path):
+    """Art. 14 §2: for a professional card INASTI's register data go to the region (flow switched on
+    here as it will be on its start date, Art. 34/36)."""
+    import shutil
+
+    from hub.flows import default_contracts_dir
+    from hub.samples import FLOW_SAMPLES
+    contracts = tmp_path / "contracts"
+    shutil.copytree(default_contracts_dir(), contracts)
+    card_flow = contracts / "flows" / "professional-card.application-submitted.yaml"
+    card_flow.write_text(card_flow.read_text().replace("enabled: false", "enabled: true"))
+    gen = start_hub(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.db'}", f"sqlite:///{tmp_path / 'broker.db'}",
+                    contracts_dir=contracts)
+    client = next(gen)
+    try:
+        from adapters.population import Population
+        _, card = FLOW_SAMPLES["professional-card.application-submitted"]
+        payload = card("-")
+        # a person the sandbox population has in the self-employed register
+        insz = next(i for i, _ in Population().sample(400) if Population().person(i).self_employed)
+        payload["worker"]["insz"] = insz
+        c = DemoClient(client.http, client.secrets)
+        r = c.http.post("/v1/applications", json=payload, headers=c.headers("portal"))
+        assert r.status_code == 202, r.text
+        message_id = r.json()["message_id"]
+        deadline, item = time.monotonic() + 20, None
+        while item is None and time.monotonic() < deadline:
+            items = c.http.get("/v1/inbox", headers=c.headers("region.flanders")).json()["items"]
+            item = next((i for i in items if i["message_id"] == message_id), None)
+            time.sleep(0.05)
+        assert item is not None
+        (record,) = item["attachments"]["enrichment"]
+        assert record["source"] == "inasti.self-employed" and record["status"] == "found"
+        assert record["data"]["career_periods"] and "social_security" in item["data_categories"]
+    finally:
+        gen.close()
