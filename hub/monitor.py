@@ -2,12 +2,14 @@
 region that must control them."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from adapters.base import Subject
+from hub import audit
+from hub.audit import AuditEvent
 from hub.store.schema import dossiers
 
 ACTIVE_STATES = ("decided", "notified")
@@ -27,10 +29,14 @@ def permit_holders_without_employment(engine: Engine, source: Any, today: date,
                 for dossier_id, _, insz in holders]
     records = source.fetch_many(subjects) if subjects else []
     findings: dict[str, list[dict[str, Any]]] = {}
+    checked = []
     for (dossier_id, region, insz), record in zip(holders, records):
         periods = record.data.get("periods", [])
         running = [p for p in periods if date.fromisoformat(p["start"]) <= today
                    and (p.get("end") is None or date.fromisoformat(p["end"]) >= today)]
+        checked.append(AuditEvent("consulted", dossier_id=dossier_id, actor="onss", recipient=region,
+                                  purpose=6, data_categories=["social_security"],
+                                  reason="follow-up (Art. 10 6°): " + ("employed" if running else "no running employment")))
         if running:
             continue
         last = max(periods, key=lambda p: p.get("end") or "", default=None)
@@ -38,4 +44,7 @@ def permit_holders_without_employment(engine: Engine, source: Any, today: date,
             "dossier_id": dossier_id, "insz": insz,
             "last_employer": last.get("employer") if last else None,
             "last_period_end": last.get("end") if last else None})
+    if checked:  # each permit holder looked up is a consultation on the record
+        with engine.begin() as conn:
+            audit.append(conn, checked, datetime.now(timezone.utc))
     return findings

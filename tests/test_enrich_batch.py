@@ -87,3 +87,8 @@ def test_monitor_lists_permit_holders_without_running_employment(embedded_hub):
     assert (not employed) == (len(listed) == 1)
     if listed:
         assert listed[0]["dossier_id"] == granted[0].id and set(findings) == {"region.flanders"}
+    with hub.engine.connect() as conn:
+        looked_up = conn.execute(select(audit_events).where(audit_events.c.event == "consulted",
+                                                            audit_events.c.actor == "onss",
+                                                            audit_events.c.dossier_id == granted[0].id)).all()
+    assert len(looked_up) == 1 and looked_up[0].purpose == 6 and looked_up[0].recipient == "region.flanders"
