@@ -98,18 +98,17 @@ def active_period(record: EnrichmentRecord, day: str) -> dict[str, Any] | None:
     return None
 
 
-def out_row(line: Line, record: EnrichmentRecord) -> tuple[str, dict[str, Any]]:
-    """(competent authority, result line) for one person."""
-    period = active_period(record, line.reference_date.isoformat())
-    postcode = line.postcode or (period or {}).get("postcode")
+def out_row(line: Line, record: EnrichmentRecord) -> tuple[str, tuple[str, ...]]:
+    """(competent authority, result line in the order of OUT_COLUMNS) for one person."""
+    day = line.reference_date.isoformat()
+    period = active_period(record, day)
+    postcode = line.postcode or (period or {}).get("postcode") or ""
     authority = region_of_postcode(postcode) or UNASSIGNED
-    row = {"insz": line.insz, "reference_date": line.reference_date.isoformat(), "postcode": postcode or "",
-           "employed": "yes" if period else "no"}
-    if period:
-        row.update(employer=period.get("employer", ""), nsso_number=period.get("nsso_number", ""),
-                   joint_committee=period.get("joint_committee", ""), period_id=period.get("period_id", ""),
-                   period_start=period.get("start", ""), period_end=period.get("end") or "")
-    return authority, row
+    if period is None:
+        return authority, (line.insz, day, postcode, "no", "", "", "", "", "", "")
+    return authority, (line.insz, day, postcode, "yes", period.get("employer", ""), period.get("nsso_number", ""),
+                       period.get("joint_committee", ""), period.get("period_id", ""), period.get("start", ""),
+                       period.get("end") or "")
 
 
 class _Writers:
@@ -118,16 +117,16 @@ class _Writers:
     def __init__(self, out_dir: Path, stamp: str):
         self.out_dir, self.stamp = out_dir, stamp
         self.files: dict[str, Any] = {}
-        self.writers: dict[str, csv.DictWriter] = {}
+        self.writers: dict[str, Any] = {}
         self.paths: dict[str, Path] = {}
 
-    def write(self, authority: str, row: dict[str, Any]) -> None:
+    def write(self, authority: str, row: tuple[str, ...]) -> None:
         if authority not in self.writers:
             path = self.out_dir / f"{self.stamp}-{authority}.csv"
             f = path.open("w", newline="", encoding="utf-8")
             self.files[authority], self.paths[authority] = f, path
-            self.writers[authority] = csv.DictWriter(f, OUT_COLUMNS, restval="")
-            self.writers[authority].writeheader()
+            self.writers[authority] = csv.writer(f)
+            self.writers[authority].writerow(OUT_COLUMNS)
         self.writers[authority].writerow(row)
 
     def close(self) -> dict[str, Path]:
@@ -177,7 +176,7 @@ def _collect(finished: Iterable[Any], writers: _Writers, result: BatchResult,
             authority, row = out_row(line, record)
             writers.write(authority, row)
             result.per_authority[authority] += 1
-            result.employed += row["employed"] == "yes"
+            result.employed += row[3] == "yes"
         progress(len(pairs))
 
 

@@ -1,5 +1,6 @@
-"""Art. 14 content enricher: ONSS's Dimona, DmfA and Limosa data and INASTI's register data are
-added to a dossier when a region forwards it to DVZ.
+"""Art. 14 content enricher: ONSS's Dimona, DmfA and Limosa data are added to a dossier when a
+region forwards it to DVZ; INASTI's register (and Limosa) to a professional-card application the
+region receives. The flows name their sources (`enrich:`).
 
     route ─► (flow has `enrich`) ─► job opened, the message waits ("enrichment pending")
     enricher ─► applicable sources called concurrently ─► records stored ─► every source answered?
@@ -12,8 +13,6 @@ retrieval time and status. One `enriched` audit event per record (its hash, neve
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from adapters.base import Enricher, EnrichmentRecord, SourceRefused, SourceUnavailable, Subject
 from hub.audit import AuditEvent
-from hub.envelope import iso_utc, utcnow
+from hub.envelope import iso_utc, payload_hash, utcnow
 from hub.flows import Flow, Registry
 from hub.store.group_commit import Batch, GroupCommit
 from hub.store.schema import dossiers, enrichment_jobs, enrichments, messages, outbox
@@ -72,10 +71,6 @@ def enriching_flow(registry: Registry, application: Mapping[str, Any]) -> Flow:
         if kind in f.payload_constraints.get("/application_kind", ()):
             return f
     return next(f for f in flows if f.attach_dossier)
-
-
-def record_hash(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def open_jobs(w: Batch, registry: Registry, envelopes: Sequence[Any], now: datetime) -> dict[str, str]:
@@ -206,7 +201,7 @@ class Enrichment:
                     message_id=msg["id"], correlation_id=msg["correlation_id"], dossier_id=msg["dossier_id"],
                     actor="onss", purpose=flow.purpose, legal_basis=flow.legal_basis, data_categories=[CATEGORY],
                     reason=f"{name} {row['status']} ({row['contract']} {row['contract_version']}, "
-                           f"{row['elapsed_ms']} ms)", payload_hash=record_hash(row["data"])))
+                           f"{row['elapsed_ms']} ms)", payload_hash=payload_hash(row["data"])))
             insert_ignore(w.conn, enrichments, rows, ("message_id", "source"))
             values: dict[str, Any] = dict(sources=wanted, attempts=job["attempts"] + 1)
             if complete:
@@ -248,7 +243,7 @@ class Enrichment:
                                message_id=request_id, correlation_id=request_id, dossier_id=dossier["id"],
                                actor=party, acting_person=acting_person, recipient=party, purpose=flow.purpose,
                                legal_basis=flow.legal_basis, data_categories=[CATEGORY],
-                               reason=f"on demand: {r['source']} {r['status']}", payload_hash=record_hash(r["data"]))
+                               reason=f"on demand: {r['source']} {r['status']}", payload_hash=payload_hash(r["data"]))
                     for r in rows]
 
         self.commits.write(write)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -68,6 +69,10 @@ def broker_url(request, tmp_path):
 
 # One sandbox (the source simulators) for the whole test session, shared by every hub a test starts.
 SANDBOX_DIR = Path(tempfile.mkdtemp(prefix="wib-sandbox-"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SANDBOX_DIR, ignore_errors=True)
 
 
 def hub_settings(data_dir: Path, database_url: str, broker_url: str, **kw):
