@@ -1,5 +1,5 @@
 """The INASTI SelfEmployed v2 contracts as validators: the service XSD (with the CBSS common types
-v3 it imports), checked with xmlschema, and the canonical enrichment schema (jsonschema 2020-12).
+v3 it imports) and the canonical enrichment schema (machinery in adapters.contract_files).
 
 Files: contracts/inasti/self-employed-v2.xsd, self-employed-v2.wsdl, contracts/cbss/common-types-v3.xsd
 and contracts/enrichment/inasti.self-employed.schema.json. The hub writes these itself: INASTI
@@ -7,18 +7,14 @@ publishes no schema for the service (reference README, "Not published").
 """
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import xmlschema
-from jsonschema import Draft202012Validator
 from lxml import etree
 
+from adapters.contract_files import CONTRACTS_DIR, ContractViolation, JsonSchemaContract, path, xsd
 from hub.contracts import FORMAT_CHECKER
 
-CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 WSDL_FILE = "inasti/self-employed-v2.wsdl"
 XSD_FILE = "inasti/self-employed-v2.xsd"
 COMMON_XSD_FILE = "cbss/common-types-v3.xsd"
@@ -36,19 +32,14 @@ FAULT = f"{{{NS}}}consultSelfEmployedCareerFault"
 SERVICE_PATH = "/inasti/self-employed-v2"
 SERVED_FILES = {"/inasti/self-employed-v2.xsd": XSD_FILE, "/cbss/common-types-v3.xsd": COMMON_XSD_FILE}
 
-
-class ContractViolation(ValueError):
-    """A body that does not follow the SelfEmployed v2 contract."""
-
-
-def path(name: str) -> Path:
-    return CONTRACTS_DIR / name
+ENRICHMENT = JsonSchemaContract(ENRICHMENT_FILE, FORMAT_CHECKER, check_schema=True)
+enrichment_schema = ENRICHMENT.schema
+enrichment_validator = ENRICHMENT.validator
 
 
-@lru_cache(maxsize=1)
 def schema() -> xmlschema.XMLSchema:
     """The service XSD with its imports (loaded from disk, never from the network)."""
-    return xmlschema.XMLSchema(str(path(XSD_FILE)), allow="local")
+    return xsd(XSD_FILE)
 
 
 def validate_element(element: etree._Element) -> None:
@@ -73,12 +64,7 @@ def ssin_type() -> Any:
     return schema().maps.types[f"{{{COMMON_NS}}}SsinType"]
 
 
-@lru_cache(maxsize=1)
-def enrichment_schema() -> dict[str, Any]:
-    return json.loads(path(ENRICHMENT_FILE).read_text(encoding="utf-8"))
-
-
-@lru_cache(maxsize=1)
-def enrichment_validator() -> Draft202012Validator:
-    Draft202012Validator.check_schema(enrichment_schema())
-    return Draft202012Validator(enrichment_schema(), format_checker=FORMAT_CHECKER)
+__all__ = ["COMMON_NS", "COMMON_XSD_FILE", "CONTRACTS_DIR", "ENRICHMENT", "ENRICHMENT_FILE", "FAULT", "NS", "REQUEST",
+           "RESPONSE", "SERVED_FILES", "SERVICE_PATH", "WSDL_FILE", "XSD_FILE", "ContractViolation",
+           "enrichment_schema", "enrichment_validator", "is_valid_element", "path", "schema", "ssin_type",
+           "validate_element"]

@@ -5,20 +5,19 @@ from __future__ import annotations
 import requests
 
 from adapters.base import EnrichmentRecord, SourceConfig, Subject
+from adapters.common import ClientEnricher, pooled_session
 
 from .client import SelfEmployedClient, endpoint
 from .mapping import CONTRACT, CONTRACT_VERSION, SOURCE, to_record
 
 
-class SelfEmployedEnricher:
+class SelfEmployedEnricher(ClientEnricher):
     """Enricher (adapters.base): asks SelfEmployed v2 about the subject; only for self-employed subjects."""
 
     name = SOURCE
     contract = CONTRACT
     contract_version = CONTRACT_VERSION
-
-    def __init__(self, client: SelfEmployedClient):
-        self.client = client
+    client: SelfEmployedClient
 
     def applies(self, subject: Subject) -> bool:
         return subject.self_employed
@@ -30,8 +29,5 @@ class SelfEmployedEnricher:
 
 def make_enricher(config: SourceConfig, session: requests.Session | None = None) -> SelfEmployedEnricher:
     if session is None:
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=config.max_connections)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+        session = pooled_session(config)
     return SelfEmployedEnricher(SelfEmployedClient(endpoint(config.url), session, config.timeout_s))

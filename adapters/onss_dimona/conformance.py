@@ -13,6 +13,7 @@ import requests
 from lxml import etree
 
 from adapters.base import Check, SourceConfig, SourceRefused
+from adapters.common import with_and_without
 from adapters.oauth import ASSERTION_TYPE, client_assertion
 from adapters.population import Population
 from adapters.soap import SOAP_ENV, parse_xml
@@ -23,13 +24,8 @@ from .client import BASE, BULK_LIMIT, SOAP_PATH, TOKEN_PATH, DimonaClient, Perso
 
 def _people(population: Population) -> tuple[str, str, str]:
     """An employed worker, a worker without periods, and the first one's employer."""
-    employed = unemployed = None
-    for insz, _ in population.sample(400):
-        has = bool(population.person(insz).employments)
-        employed = employed or (insz if has else None)
-        unemployed = unemployed or (None if has else insz)
-        if employed and unemployed:
-            break
+    employed, unemployed = with_and_without(population.sample(400),
+                                            lambda insz: bool(population.person(insz).employments))
     assert employed and unemployed, "population without both kinds of worker"
     return employed, unemployed, population.person(employed).employments[0].employer
 

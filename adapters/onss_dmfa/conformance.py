@@ -12,6 +12,7 @@ import httpx
 from lxml import etree
 
 from adapters.base import Check, SourceConfig, Subject
+from adapters.common import run_check, with_and_without
 from adapters.onss_dmfa import contract, mapping
 from adapters.onss_dmfa.client import DmfAClient, endpoint, request_payload
 from adapters.onss_dmfa.enricher import DmfAEnricher
@@ -25,14 +26,7 @@ NS = contract.WSDL_NS
 def _people(pop: Population) -> tuple[str, str]:
     """(a worker with DmfA quarters, a worker without any) among the first sampled people."""
     quarters = set(mapping.last_quarters(pop.today))
-    with_q = without = None
-    for insz, _ in pop.sample(200):
-        has = any(q.quarter in quarters for q in pop.person(insz).quarters)
-        with_q = with_q or (insz if has else None)
-        without = without or (None if has else insz)
-        if with_q and without:
-            break
-    return with_q, without
+    return with_and_without(pop.sample(200), lambda insz: any(q.quarter in quarters for q in pop.person(insz).quarters))
 
 
 def _raw(insz: str, legal: str | None = LEGAL, payload: etree._Element | None = None) -> bytes:
@@ -56,12 +50,7 @@ def conformance(config: SourceConfig) -> list[Check]:
     checks: list[Check] = []
 
     def check(name: str, fn: Callable[[], str | None]) -> None:
-        try:
-            checks.append(Check(name, True, fn() or ""))
-        except AssertionError as err:
-            checks.append(Check(name, False, str(err)))
-        except Exception as err:  # noqa: BLE001 - a conformance run reports, it does not crash
-            checks.append(Check(name, False, f"{type(err).__name__}: {err}"))
+        run_check(checks, name, fn)
 
     def client_fault(data: bytes) -> str:
         r = http.post(url, content=data, headers={"Content-Type": "text/xml; charset=utf-8",

@@ -1,4 +1,4 @@
-"""The DmfA consultation contracts as validators.
+"""The DmfA consultation contracts as validators (machinery in adapters.contract_files).
 
 Files: contracts/onss/dmfa/dmfa-consultation-v1.wsdl (the SOAP body: legal context, customer
 information, status), the published ONSS DmfAConsultationRequest_20224.xsd and
@@ -7,17 +7,14 @@ contracts/enrichment/onss.dmfa.schema.json.
 """
 from __future__ import annotations
 
-import json
-from datetime import date
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
 
 import xmlschema
-from jsonschema import Draft202012Validator, FormatChecker
 from lxml import etree
 
-CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
+from adapters.contract_files import (CONTRACTS_DIR, FORMATS, ContractViolation, JsonSchemaContract, check_xml,
+                                     path, raise_if, schema_errors, xsd, xsd_errors)
+
 WSDL_FILE = "onss/dmfa/dmfa-consultation-v1.wsdl"
 REQUEST_XSD = "onss/dmfa/DmfAConsultationRequest_20224.xsd"
 ANSWER_XSD = "onss/dmfa/DmfAConsultationAnswer_20224.xsd"
@@ -26,25 +23,9 @@ WSDL_NS = "urn:wib-hub:onss:dmfa:dmfa-consultation:v1"
 WSDL_XS = "http://www.w3.org/2001/XMLSchema"
 SERVICE_PATH = "/soap/DmfAConsultation"
 
-FORMATS = FormatChecker(formats=())
-
-
-@FORMATS.checks("date", raises=ValueError)
-def _date(value: object) -> bool:
-    return not isinstance(value, str) or bool(date.fromisoformat(value))
-
-
-class ContractViolation(ValueError):
-    """A body that does not follow its DmfA contract."""
-
-
-def path(name: str) -> Path:
-    return CONTRACTS_DIR / name
-
-
-@lru_cache(maxsize=None)
-def xsd(name: str) -> xmlschema.XMLSchema:
-    return xmlschema.XMLSchema(str(path(name)))
+ENRICHMENT = JsonSchemaContract(ENRICHMENT_FILE)
+enrichment_validator = ENRICHMENT.validator
+enrichment_errors = ENRICHMENT.errors
 
 
 @lru_cache(maxsize=1)
@@ -55,24 +36,9 @@ def wrapper_schema() -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema(etree.tostring(schema).decode())
 
 
-def _errors(schema: xmlschema.XMLSchema, element: etree._Element) -> list[str]:
-    return [str(e.reason or e) for e in schema.iter_errors(element)]
-
-
-def xsd_errors(name: str, element: etree._Element) -> list[str]:
-    """Every way `element` breaks the published XSD `name` (REQUEST_XSD or ANSWER_XSD)."""
-    return _errors(xsd(name), element)
-
-
 def wrapper_errors(element: etree._Element) -> list[str]:
     """Every way a body element (consultDmfARequest/Response) breaks the WSDL types."""
-    return _errors(wrapper_schema(), element)
-
-
-def check_xml(name: str, element: etree._Element) -> None:
-    found = xsd_errors(name, element)
-    if found:
-        raise ContractViolation(f"{Path(name).name}: " + "; ".join(found[:5]))
+    return schema_errors(wrapper_schema(), element)
 
 
 def check_body(element: etree._Element) -> None:
@@ -82,16 +48,9 @@ def check_body(element: etree._Element) -> None:
         holder = element.find(f"{{{WSDL_NS}}}{slot}")
         if holder is not None and len(holder):
             found += xsd_errors(name, holder[0])
-    if found:
-        raise ContractViolation(f"{etree.QName(element).localname}: " + "; ".join(found[:5]))
+    raise_if(etree.QName(element).localname, found)
 
 
-@lru_cache(maxsize=1)
-def enrichment_validator() -> Draft202012Validator:
-    schema = json.loads(path(ENRICHMENT_FILE).read_text(encoding="utf-8"))
-    return Draft202012Validator(schema, format_checker=FORMATS)
-
-
-def enrichment_errors(data: Any) -> list[str]:
-    return [f"/{'/'.join(str(p) for p in e.absolute_path)}: {e.message}"
-            for e in enrichment_validator().iter_errors(data)]
+__all__ = ["ANSWER_XSD", "CONTRACTS_DIR", "ENRICHMENT", "ENRICHMENT_FILE", "FORMATS", "REQUEST_XSD", "SERVICE_PATH",
+           "WSDL_FILE", "WSDL_NS", "WSDL_XS", "ContractViolation", "check_body", "check_xml", "enrichment_errors",
+           "enrichment_validator", "path", "wrapper_errors", "wrapper_schema", "xsd", "xsd_errors"]

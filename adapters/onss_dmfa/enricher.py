@@ -7,17 +7,16 @@ import time
 import requests
 
 from adapters.base import EnrichmentRecord, SourceConfig, SourceUnavailable, Subject
+from adapters.common import ClientEnricher, pooled_session
 from adapters.onss_dmfa import mapping
 from adapters.onss_dmfa.client import DmfAClient
 
 
-class DmfAEnricher:
+class DmfAEnricher(ClientEnricher):
     name = mapping.SOURCE
     contract = mapping.CONTRACT
     contract_version = mapping.VERSION
-
-    def __init__(self, client: DmfAClient):
-        self.client = client
+    client: DmfAClient
 
     def applies(self, subject: Subject) -> bool:
         return True
@@ -35,9 +34,4 @@ class DmfAEnricher:
 
 
 def make_enricher(config: SourceConfig, session: requests.Session | None = None) -> DmfAEnricher:
-    if session is None:
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=config.max_connections)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-    return DmfAEnricher(DmfAClient(config, session))
+    return DmfAEnricher(DmfAClient(config, session if session is not None else pooled_session(config)))

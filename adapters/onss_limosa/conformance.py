@@ -10,6 +10,7 @@ from typing import Callable
 import httpx
 
 from adapters.base import Check, SourceConfig, Subject
+from adapters.common import run_check, with_and_without
 from adapters.oauth import ASSERTION_TYPE, client_assertion, generate_key
 from adapters.onss_limosa import contract
 from adapters.onss_limosa.client import LimosaClient
@@ -18,14 +19,7 @@ from adapters.population import Population
 
 
 def _people(pop: Population) -> tuple[str, str]:
-    posted = plain = None
-    for insz, _ in pop.sample(300):
-        has = bool(pop.person(insz).postings)
-        posted = posted or (insz if has else None)
-        plain = plain or (None if has else insz)
-        if posted and plain:
-            break
-    return posted, plain
+    return with_and_without(pop.sample(300), lambda insz: bool(pop.person(insz).postings))
 
 
 def conformance(config: SourceConfig) -> list[Check]:
@@ -36,12 +30,7 @@ def conformance(config: SourceConfig) -> list[Check]:
     checks: list[Check] = []
 
     def check(name: str, fn: Callable[[], str | None]) -> None:
-        try:
-            checks.append(Check(name, True, fn() or ""))
-        except AssertionError as err:
-            checks.append(Check(name, False, str(err)))
-        except Exception as err:  # noqa: BLE001 - a conformance run reports, it does not crash
-            checks.append(Check(name, False, f"{type(err).__name__}: {err}"))
+        run_check(checks, name, fn)
 
     def expect(r: httpx.Response, status: int, component: str) -> dict:
         assert r.status_code == status, f"{r.request.method} {r.request.url.path}: {r.status_code}, expected {status}"

@@ -7,17 +7,16 @@ import time
 import httpx
 
 from adapters.base import EnrichmentRecord, SourceConfig, SourceUnavailable, Subject
+from adapters.common import ClientEnricher
 from adapters.onss_limosa import mapping
 from adapters.onss_limosa.client import LimosaClient
 
 
-class LimosaEnricher:
+class LimosaEnricher(ClientEnricher):
     name = mapping.SOURCE
     contract = mapping.CONTRACT
     contract_version = mapping.VERSION
-
-    def __init__(self, client: LimosaClient):
-        self.client = client
+    client: LimosaClient
 
     def applies(self, subject: Subject) -> bool:
         return subject.posted

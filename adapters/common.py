@@ -1,0 +1,52 @@
+"""Small helpers the source adapters share: their enrichers' HTTP sessions and base class, and
+their conformance runs (picking people from the synthetic population, recording checks)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import requests
+
+from adapters.base import Check, SourceConfig
+
+
+def pooled_session(config: SourceConfig) -> requests.Session:
+    """A requests session with one connection pool of `config.max_connections` for http and https."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=config.max_connections)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class ClientEnricher:
+    """An Enricher (adapters.base) around one source client; subclasses set `name`, `contract`,
+    `contract_version` and define `applies` and `fetch`."""
+
+    name: str
+    contract: str
+    contract_version: str
+
+    def __init__(self, client: Any):
+        self.client = client
+
+
+def with_and_without(sample: Iterable[tuple[str, Any]], has: Callable[[str], bool]) -> tuple[str | None, str | None]:
+    """The first INSZ of `sample` for which `has` holds and the first for which it does not."""
+    found = missing = None
+    for insz, _ in sample:
+        yes = has(insz)
+        found = found or (insz if yes else None)
+        missing = missing or (None if yes else insz)
+        if found and missing:
+            break
+    return found, missing
+
+
+def run_check(checks: list[Check], name: str, fn: Callable[[], str | None]) -> None:
+    """Run one conformance check and record it: a failed assertion or any error is a failed check."""
+    try:
+        checks.append(Check(name, True, fn() or ""))
+    except AssertionError as err:
+        checks.append(Check(name, False, str(err)))
+    except Exception as err:  # noqa: BLE001 - a conformance run reports, it does not crash
+        checks.append(Check(name, False, f"{type(err).__name__}: {err}"))
