@@ -17,6 +17,11 @@ from lxml import etree
 from zeep.plugins import Plugin
 from zeep.transports import Transport
 
+from hub.safexml import UnsafeXml, parse_untrusted, refuse_unsafe
+
+__all__ = ["SOAP_ENV", "MAX_SOAP_BYTES", "ZEEP_SETTINGS", "UnsafeXml", "parse_xml", "GuardedTransport",
+           "soap_client", "parse_request", "envelope", "fault"]
+
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 MAX_SOAP_BYTES = 5 * 1024 * 1024
 
@@ -24,25 +29,10 @@ ZEEP_SETTINGS = zeep.Settings(strict=True, xml_huge_tree=False, forbid_dtd=True,
                               forbid_external=True)
 
 
-class UnsafeXml(ValueError):
-    """A DOCTYPE, an entity, or a document over the size bound."""
-
-
-def safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                           huge_tree=False, remove_blank_text=True)
-
-
 def parse_xml(data: bytes, limit: int = MAX_SOAP_BYTES) -> etree._Element:
-    """Parse untrusted XML: over `limit` bytes, or any DOCTYPE (DTDs are where XXE and billion-laughs
-    live), is refused before lxml builds anything."""
-    if len(data) > limit:
-        raise UnsafeXml(f"XML document over {limit} bytes")
-    head = data[:4096].lower()
-    if b"<!doctype" in head or b"<!entity" in data.lower():
-        raise UnsafeXml("DOCTYPE and entity declarations are not accepted")
+    """Parse untrusted XML (hub/safexml.py rules); a document that is not well-formed is a ValueError."""
     try:
-        return etree.fromstring(data, safe_parser())
+        return parse_untrusted(data, limit, remove_blank_text=True)
     except etree.XMLSyntaxError as err:
         raise ValueError(f"malformed XML: {err}") from err
 
@@ -53,12 +43,7 @@ class GuardedTransport(Transport):
 
     def post(self, address, message, headers):
         response = super().post(address, message, headers)
-        content = response.content
-        if len(content) > MAX_SOAP_BYTES:
-            raise UnsafeXml(f"answer over {MAX_SOAP_BYTES} bytes")
-        lowered = content.lower()
-        if b"<!doctype" in lowered or b"<!entity" in lowered:
-            raise UnsafeXml("DOCTYPE and entity declarations are not accepted")
+        refuse_unsafe(response.content, MAX_SOAP_BYTES)
         return response
 
 

@@ -4,7 +4,7 @@ Integration engineers check a document against any contract the hub speaks with 
 (published ONSS XSDs, the WSDLs and OpenAPI files the hub writes, the enrichment record schemas)
 or its own message contracts. Problems name the place (JSON pointer or XPath), the line, the rule
 (JSON Schema keyword or XSD facet) and a message. Untrusted XML is parsed without DTDs, entities or
-network access (as adapters/soap.py does for the SOAP sources; hub keeps its own copy).
+network access (hub/safexml.py, as for the SOAP sources).
 """
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from jsonschema import Draft202012Validator
 from lxml import etree
 
 from hub.contracts import CONTRACT_SUFFIX, FORMAT_CHECKER, VERSION_KEY
-from hub.contracts import _describe as describe_error
-from hub.errors import HubError, MalformedMessage, RegistryError
+from hub.contracts import describe_error
+from hub.errors import HubError, RegistryError
 from hub.flows import default_contracts_dir
+from hub.safexml import UnsafeXml, parse_untrusted, safe_parser
 
 __all__ = ["Entry", "Problem", "Catalogue", "load_catalogue", "validate", "UnknownContract",
            "ContractFileMissing", "UnsafeDocument", "CATALOGUE_FILE"]
@@ -49,10 +50,7 @@ class ContractFileMissing(HubError):
     status, code = 503, "contract_file_missing"
 
 
-class UnsafeDocument(MalformedMessage):
-    """XML with a DOCTYPE or entity declaration (XXE, billion laughs), or over the size bound."""
-
-    code = "unsafe_document"
+UnsafeDocument = UnsafeXml  # XXE, billion laughs, or over the size bound
 
 
 @dataclass(frozen=True)
@@ -102,21 +100,8 @@ class Entry:
         return {**{k: getattr(self, k) for k in _FIELDS}, "kind": self.kind, "exists": self.exists}
 
 
-# --- hardened XML ----------------------------------------------------------------------------------
-
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                           huge_tree=False)
-
-
 def parse_untrusted_xml(data: bytes) -> etree._Element:
-    """Refuse a DOCTYPE or entity declaration before lxml builds anything; XMLSyntaxError otherwise."""
-    if len(data) > MAX_XML_BYTES:
-        raise UnsafeDocument(f"XML document over {MAX_XML_BYTES} bytes")
-    lowered = data.lower()
-    if b"<!doctype" in lowered or b"<!entity" in lowered:
-        raise UnsafeDocument("DOCTYPE and entity declarations are not accepted")
-    return etree.fromstring(data, _safe_parser())
+    return parse_untrusted(data, MAX_XML_BYTES)
 
 
 # --- the catalogue ---------------------------------------------------------------------------------
@@ -240,7 +225,7 @@ class Catalogue:
                    for method, op in (item or {}).items() if isinstance(op, dict) and method != "parameters"]
             return {"operations": ops, "components": sorted(self.components(entry))}
         if entry.kind in ("xsd", "wsdl"):
-            tree = etree.parse(str(entry.path), _safe_parser()).getroot()
+            tree = etree.parse(str(entry.path), safe_parser()).getroot()
             out = {"elements": sorted({str(e.get("name")) for e in tree.iter(f"{{{XS}}}element")
                                        if e.getparent() is not None and e.getparent().tag == f"{{{XS}}}schema"})}
             if entry.kind == "wsdl":
@@ -254,7 +239,7 @@ def _compile(entry: Entry, component: str | None) -> Any:
     if entry.kind == "xsd":
         return xmlschema.XMLSchema(str(entry.path))
     if entry.kind == "wsdl":
-        tree = etree.parse(str(entry.path), _safe_parser()).getroot()
+        tree = etree.parse(str(entry.path), safe_parser()).getroot()
         schemas = [etree.tostring(s, encoding="unicode") for s in tree.iter(f"{{{XS}}}schema")]
         if not schemas:
             raise RegistryError(entry.file, "wsdl:types", "the WSDL declares no schema")

@@ -310,7 +310,7 @@ def _pointer(path: Iterator[Any] | Any) -> str:
     return "".join("/" + _escape(str(token)) for token in path)
 
 
-def _describe(error: ValidationError) -> str:
+def describe_error(error: ValidationError) -> str:
     """A message about the field, never echoing its value (it may be personal data)."""
     rule, expected = error.validator, error.validator_value
     if rule == "format":
@@ -334,7 +334,7 @@ def _describe(error: ValidationError) -> str:
         return "items must be unique"
     if rule in ("anyOf", "oneOf", "allOf", "not", "if"):
         return "does not satisfy the contract's combined conditions: " + "; ".join(
-            sorted({_describe(e) for e in (error.context or [])})[:5])
+            sorted({describe_error(e) for e in (error.context or [])})[:5])
     return f"violates {rule}"
 
 
@@ -385,7 +385,7 @@ class MessageContract:
             raise ContractViolation([{"path": _fast_pointer(first), "rule": str(first.rule),
                                       "message": "value does not follow the contract"}])
         detail = sorted(
-            ({"path": _pointer(e.absolute_path), "rule": str(e.validator), "message": _describe(e)} for e in errors),
+            ({"path": _pointer(e.absolute_path), "rule": str(e.validator), "message": describe_error(e)} for e in errors),
             key=lambda d: (d["path"], d["rule"], d["message"]),
         )
         raise ContractViolation(detail)
