@@ -15,7 +15,7 @@ from typing import Any, Callable
 from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hub import audit, policy
+from hub import audit, documents, policy
 from hub.audit import AuditEvent
 from hub.dossier import next_state, outcome_of
 from hub.envelope import Envelope, new_id, payload_hash, utcnow
@@ -100,11 +100,13 @@ def find_flow(ing: Ingress, t: Transit) -> Transit:
 
 
 def validate(ing: Ingress, t: Transit) -> Transit:
-    """Contract first, then the flow's data categories: a field the flow does not carry is refused."""
+    """Contract first, then the flow's data categories: a field the flow does not carry is refused;
+    then the documents: each must be what it declares (type, hash, plain file name)."""
     payload = t.submission.payload
     if not isinstance(payload, dict):
         raise MalformedMessage("payload must be a JSON object")
     t.categories = ing.registry.check_message(t.flow, payload)
+    documents.check(payload)
     return t
 
 

@@ -32,10 +32,11 @@ def _apply(payload: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]
 
 def sample_document(document_type: str, text: str | None = None, *, media_type: str = "application/pdf") -> dict[str, Any]:
     """A small document whose sha256 matches its base64 content."""
-    content = (text or f"%PDF-1.4 synthetic {document_type} for tests\n").encode()
+    magic = {"application/pdf": b"%PDF-1.4\n", "image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff\xe0"}
+    content = magic[media_type] + (text or f"synthetic {document_type} for tests\n").encode()
     return {
         "document_type": document_type,
-        "filename": f"{document_type}.pdf" if media_type == "application/pdf" else f"{document_type}.png",
+        "filename": document_type + {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}[media_type],
         "media_type": media_type,
         "content_base64": base64.b64encode(content).decode("ascii"),
         "sha256": hashlib.sha256(content).hexdigest(),
