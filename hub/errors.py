@@ -51,6 +51,16 @@ class NotAuthorised(HubError):
     status, code = 403, "not_authorised"
 
 
+class RateLimited(HubError):
+    """A party sent more requests than its rate limit allows; `retry_after` in whole seconds."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, detail=None, *, retry_after: int = 1, code: str | None = None):
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
+
+
 class UnknownDossier(HubError):
     status, code = 404, "unknown_dossier"
 

@@ -26,11 +26,19 @@ def readyz(hub: HubDep) -> JSONResponse:
 
 @router.post("/oauth/token", summary="OAuth2 client credentials: a short-lived access token for a party")
 async def token(request: Request, hub: HubDep) -> dict:
-    """Form fields grant_type=client_credentials, client_id, client_secret; optional acting_person
-    (the user within the party who acts, carried in the token as act.sub)."""
+    """Secure exchange starts with an authenticated party (Art. 2 §1 3°, Art. 8 §2; GDPR art. 32).
+
+    Form fields grant_type=client_credentials and either (production) client_assertion_type=
+    urn:ietf:params:oauth:client-assertion-type:jwt-bearer + client_assertion (private_key_jwt,
+    RFC 7523; aud = this endpoint's public URL, HUB_TOKEN_URL) or client_id + client_secret (unless
+    HUB_ALLOW_CLIENT_SECRETS=false); optional acting_person: the user within the party who acts,
+    carried in the token as act.sub (Art. 16). Every refusal is a HubError, hence audited.
+    """
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
     if form.get("grant_type") != "client_credentials":
         raise MalformedMessage("grant_type must be client_credentials", code="unsupported_grant_type")
-    if not form.get("client_id") or not form.get("client_secret"):
-        raise MalformedMessage("client_id and client_secret are required", code="invalid_request")
-    return hub.tokens.issue(form["client_id"], form["client_secret"], form.get("acting_person"))
+    settings = hub.settings
+    audiences = [settings.token_url] if settings.token_url else [str(request.url.replace(query=None))]
+    party = hub.tokens.authenticate(form, audiences=audiences,
+                                    allow_client_secrets=settings.allow_client_secrets)
+    return hub.tokens.issue_for(party, form.get("acting_person") or None)
