@@ -16,6 +16,9 @@ from hub.store.schema import audit_events, audit_head
 def engine(store_url):
     e = open_engine(store_url)
     migrate(e)
+    if e.dialect.name == "postgresql":  # these tamper tests play an owner who disabled the guard
+        with e.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE audit_events DISABLE TRIGGER USER")
     yield e
     e.dispose()
 

@@ -105,6 +105,20 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# Signed checkpoints of the chain (hub/audit/checkpoints.py): Ed25519 over seq, head, count,
+# the interval's digest and the time. Append-only like audit_events (PostgreSQL: trigger + grants).
+audit_checkpoints = Table(
+    "audit_checkpoints", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("from_seq", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("ts_us", BigInteger, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
 # Art. 14 content enricher: one job per forwarded message whose flow asks for enrichment. A job
 # stays pending (the dossier waits, "enrichment pending") until every applicable source answered.
 enrichment_jobs = Table(
