@@ -126,7 +126,7 @@ def main() -> None:
     print(f"CPU µs per record, client + simulator: batch {batch_cpu[0] / result.total * 1e6:.0f} + "
           f"{batch_cpu[1] / result.total * 1e6:.0f}; naive {naive_cpu[0] / naive_n * 1e6:.0f} + "
           f"{naive_cpu[1] / naive_n * 1e6:.0f} (2 cores = {2e6 / result.rate:.0f} core-µs per record available at the batch rate)")
-    print(f"files  per authority: " + ", ".join(f"{a} {n:,}" for a, n in sorted(files.items())))
+    print("files  per authority: " + ", ".join(f"{a} {n:,}" for a, n in sorted(files.items())))
     print(f"peak memory (client process, max RSS): {peak_mb:.0f} MB")
 
 

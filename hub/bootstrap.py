@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 
 from adapters.base import Enricher, Resilient, SourceConfig, load_adapters
 from hub import oplog
+from hub.audit import checkpoint_now
 from hub.auth import TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
 from hub.enrichment import Enrichment
 from hub.flows import Registry, default_contracts_dir, load_registry
@@ -65,6 +66,15 @@ class Hub:
             router = self.router()
             self._spawn(f"router-{i}", lambda r=router: r.run(self.stop, self.settings.worker_prefetch))
         self._spawn("enricher", lambda: self.enrichment.run(self.stop, self.enrich_wake))
+        self._spawn("audit-sealer", self._seal_periodically)
+
+    def _seal_periodically(self) -> None:
+        """An idle hub still seals its audit tail every audit_checkpoint_seconds (busy ones seal as they append)."""
+        while not self.stop.wait(self.settings.audit_checkpoint_seconds):
+            try:
+                checkpoint_now(self.engine)
+            except Exception as err:  # noqa: BLE001 - the next round tries again
+                log.warning("audit_seal_failed", error=type(err).__name__)
 
     def _spawn(self, name: str, target) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -117,6 +127,9 @@ def build_hub(settings: Settings | None = None) -> Hub:
     key = settings.token_key or ensure_token_key(settings.token_key_file or settings.data_dir / "token.key")
     roles = {p.id: p.roles for p in registry.parties.values()}
     tokens = TokenIssuer(key, load_clients(clients_file), roles, settings.token_ttl_seconds)
+    from hub.audit import checkpoints  # signed checkpoints of the audit chain (GDPR Art. 32)
+    checkpoints.configure(engine, checkpoints.ensure_key(settings.resolved_audit_key_file()),
+                          settings.audit_checkpoint_events, settings.audit_checkpoint_seconds)
     wanted = sorted({name for flow in registry.flows.values() for name in flow.enrich})
     return Hub(settings, registry, engine, transport, tokens, build_sources(settings, wanted))
 

@@ -100,15 +100,8 @@ def flows_check(contracts_dir: Annotated[Optional[Path], typer.Option()] = None)
     console.print("[green]✓ registry valid[/green]")
 
 
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the hash chain; say "intact" or name the first bad event."""
-    from hub import audit
-    from hub.store import open_engine
-    engine = open_engine(Settings().resolved_database_url())
-    report = audit.verify(engine)
-    console.print(("[green]" if report.intact else "[red]") + str(report))
-    raise typer.Exit(0 if report.intact else 1)
+from hub import cli_audit  # noqa: E402  audit verify | export | checkpoint | public-key
+cli_audit.register(audit_app)
 
 
 @audit_app.command("tail")
@@ -149,6 +142,8 @@ def demo(url: Annotated[Optional[str], typer.Option(help="a running hub; default
 
 
 cli_enrich.register(app)
+from hub import cli_security  # noqa: E402  audit search | report, flows register
+cli_security.register(audit_app, flows_app)
 app.add_typer(cli_contracts.app, name="contracts")
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ class Settings(BaseSettings):
     token_key: str | None = Field(None, description="HS256 key for access tokens")
     token_key_file: Path | None = Field(None, description="file holding that key; default: generated into data_dir")
     clients_file: Path | None = Field(None, description="party client secrets (JSON); default: generated into data_dir")
+    allow_client_secrets: bool = Field(True, description="accept client_secret at /oauth/token; false: private_key_jwt only")
+    token_url: str | None = Field(None, description="public URL of /oauth/token, the `aud` of client assertions; default: the URL the request came to")
+    mtls_header: str | None = Field(None, description="header in which a TLS-terminating proxy passes the verified client-certificate subject; off by default")
+    rate_limit_per_second: float = Field(100.0, description="sustained requests per second per party; 0 disables rate limiting")
+    rate_limit_burst: int = Field(300, description="requests a party may send at once before the sustained rate applies")
     queue_prefix: str = Field("", description="prefix of every queue name, to share one broker between hubs")
     log_level: str = Field("INFO", description="operational log level (JSON lines on stderr)")
     host: str = "127.0.0.1"
@@ -34,6 +39,10 @@ class Settings(BaseSettings):
     source_timeout_seconds: float = Field(5.0, description="timeout of one call to a source")
     enrich_parallel: int = Field(16, description="concurrent source calls of the enricher")
     enrich_retry_max_seconds: float = Field(30.0, description="longest wait before a pending enrichment is tried again")
+    office_hours: str = Field("Mon-Fri 08:00-18:00 Europe/Brussels", description="the security officer's report flags consultations outside these hours")
+    audit_key_file: Path | None = Field(None, description="Ed25519 private key (PEM) signing audit checkpoints; default: generated into data_dir (mode 0600)")
+    audit_checkpoint_events: int = Field(1000, description="sign a checkpoint of the audit chain every N events")
+    audit_checkpoint_seconds: float = Field(60.0, description="... or when T seconds passed since the last one")
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
@@ -43,6 +52,9 @@ class Settings(BaseSettings):
 
     def resolved_sandbox_dir(self) -> Path:
         return self.sandbox_dir or self.data_dir / "sandbox"
+
+    def resolved_audit_key_file(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit-signing-key.pem"
 
     def resolved_clients_file(self) -> Path:
         return self.clients_file or self.data_dir / "clients.json"

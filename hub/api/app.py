@@ -8,7 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import audit
-from hub.api import authorities, contracts, enrichment, portal, system
+from hub.api import authorities, contracts, enrichment, portal, security, system
+from hub.api.hardening import SecurityHeaders
+from hub.api.ratelimit import RateLimit
 from hub.audit import AuditEvent
 from hub.bootstrap import Hub
 from hub.errors import HubError, MalformedMessage, PayloadTooLarge
@@ -23,6 +25,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(authorities.router)
     app.include_router(contracts.router)
     app.include_router(enrichment.router)
+    app.include_router(security.router)
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, err: HubError) -> JSONResponse:
@@ -38,6 +41,8 @@ def create_app(hub: Hub) -> FastAPI:
         return await _hub_error(request, MalformedMessage(detail, code="invalid_request"))
 
     app.add_middleware(BodyLimit, limit=hub.settings.max_body_bytes, hub=hub)
+    app.add_middleware(RateLimit, hub=hub, record=record_refusal)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
