@@ -14,6 +14,7 @@ from adapters.base import Enricher, Resilient, SourceConfig, load_adapters
 from hub import oplog
 from hub.audit import checkpoint_now
 from hub.auth import TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
+from hub.consultation import Consultation, load_consultations
 from hub.enrichment import Enrichment
 from hub.flows import Registry, default_contracts_dir, load_registry
 from hub.pipeline import Ingress
@@ -34,6 +35,7 @@ class Hub:
     transport: Transport
     tokens: TokenIssuer
     sources: dict[str, Enricher] = field(default_factory=dict)
+    consultations: dict[str, Consultation] = field(default_factory=dict)   # Art. 25, 26
     wake: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -131,7 +133,9 @@ def build_hub(settings: Settings | None = None) -> Hub:
     checkpoints.configure(engine, checkpoints.ensure_key(settings.resolved_audit_key_file()),
                           settings.audit_checkpoint_events, settings.audit_checkpoint_seconds)
     wanted = sorted({name for flow in registry.flows.values() for name in flow.enrich})
-    return Hub(settings, registry, engine, transport, tokens, build_sources(settings, wanted))
+    hub = Hub(settings, registry, engine, transport, tokens, build_sources(settings, wanted))
+    hub.consultations = load_consultations(settings.contracts_dir or default_contracts_dir(), registry)
+    return hub
 
 
 def build_sources(settings: Settings, wanted: list[str]) -> dict[str, Enricher]:

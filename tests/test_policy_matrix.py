@@ -1,4 +1,5 @@
-"""The access matrix, generated from the policy files (contracts/parties.yaml, contracts/flows/*.yaml):
+"""The access matrix, generated from the policy files (contracts/parties.yaml, contracts/flows/*.yaml,
+contracts/consultations.yaml):
 every party × every flow (send), every flow × every recipient × every data category (receive), and
 every party × every read endpoint. What the files allow must work; everything else is a 403 (or, for
 a flow that is switched off, a 422) with one `rejected` audit event and nothing stored.
@@ -22,6 +23,7 @@ from hub.store.schema import audit_events, deliveries, messages
 CONTRACTS = default_contracts_dir()
 PARTIES = {p["id"]: p for p in yaml.safe_load((CONTRACTS / "parties.yaml").read_text())["parties"]}
 FLOWS = {f["id"]: f for f in (yaml.safe_load(p.read_text()) for p in sorted((CONTRACTS / "flows").glob("*.yaml")))}
+GROUNDS = yaml.safe_load((CONTRACTS / "consultations.yaml").read_text())["consultations"]
 CATEGORIES = ("identification", "contact", "residence_status", "employment", "financial", "health",
               "criminal_record", "administrative", "social_security")
 
@@ -141,6 +143,9 @@ def test_every_party_on_every_read_endpoint(embedded_hub):
         f"/v1/dossiers/{dossier}/enrichment": lambda p: p in ("dvz", "region.flanders"),   # Art. 14
         "/v1/audit/events": lambda p: "security_officer" in PARTIES[p]["roles"],
     }
+    for ground in GROUNDS:                                                     # Art. 25, 26
+        endpoints[f"/v1/consultations/{ground['id']}/dossiers/{dossier}"] = (
+            lambda p, g=ground: _matches(p, g["parties"]) and (g["dossiers"] == "any" or p != "region.flanders"))
     for path, allowed in endpoints.items():
         for party in PARTIES:
             before = _counts(hub)

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import audit
-from hub.api import authorities, contracts, enrichment, portal, security, system
+from hub.api import authorities, consultations, contracts, enrichment, portal, security, system
 from hub.api.hardening import SecurityHeaders
 from hub.api.ratelimit import RateLimit
 from hub.audit import AuditEvent
@@ -25,6 +25,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(authorities.router)
     app.include_router(contracts.router)
     app.include_router(enrichment.router)
+    app.include_router(consultations.router)
     app.include_router(security.router)
 
     @app.exception_handler(HubError)
