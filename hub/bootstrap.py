@@ -15,6 +15,7 @@ from hub import oplog
 from hub.audit import checkpoint_now
 from hub.auth import TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
 from hub.consultation import Consultation, load_consultations
+from hub.designations import Designations, load_designations
 from hub.enrichment import Enrichment
 from hub.flows import Registry, default_contracts_dir, load_registry
 from hub.pipeline import Ingress
@@ -36,6 +37,7 @@ class Hub:
     tokens: TokenIssuer
     sources: dict[str, Enricher] = field(default_factory=dict)
     consultations: dict[str, Consultation] = field(default_factory=dict)   # Art. 25, 26
+    designations: Designations = field(default_factory=Designations)      # Art. 16, 17: deny by default
     wake: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -58,7 +60,8 @@ class Hub:
 
     def router(self) -> Router:
         return Router(self.registry, self.commits, self.transport, queue=self.route_queue,
-                      queue_prefix=self.settings.queue_prefix, on_enrichment_pending=self.enrich_wake.set)
+                      queue_prefix=self.settings.queue_prefix, on_enrichment_pending=self.enrich_wake.set,
+                      designations=self.designations)
 
     def start_workers(self, routers: int = 1) -> None:
         """Outbox relay + route consumers, as threads of this process (`serve`, `worker`)."""
@@ -116,6 +119,7 @@ def build_hub(settings: Settings | None = None) -> Hub:
     oplog.configure(settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     registry = load_registry(settings.contracts_dir or default_contracts_dir())
+    designations = load_designations(settings.contracts_dir or default_contracts_dir(), registry)
     engine = open_engine(settings.resolved_database_url())
     migrate(engine)
     transport = open_transport(settings.resolved_broker_url())
@@ -135,6 +139,7 @@ def build_hub(settings: Settings | None = None) -> Hub:
     wanted = sorted({name for flow in registry.flows.values() for name in flow.enrich})
     hub = Hub(settings, registry, engine, transport, tokens, build_sources(settings, wanted))
     hub.consultations = load_consultations(settings.contracts_dir or default_contracts_dir(), registry)
+    hub.designations = designations
     return hub
 
 

@@ -145,6 +145,8 @@ cli_enrich.register(app)
 from hub import cli_security  # noqa: E402  audit search | report, flows register
 cli_security.register(audit_app, flows_app)
 app.add_typer(cli_contracts.app, name="contracts")
+from hub import cli_designations  # noqa: E402  designations list (Art. 16–17)
+cli_designations.register(app)
 
 if __name__ == "__main__":
     app()

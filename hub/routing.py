@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from hub import audit, enrichment, policy
 from hub.audit import AuditEvent
+from hub.designations import Designations, redact
 from hub.envelope import Envelope, iso_utc, utcnow
 from hub.errors import HubError
 from hub.flows import Registry
@@ -117,6 +118,7 @@ class Router:
     queue_prefix: str = ""
     clock: Callable[[], datetime] = utcnow
     on_enrichment_pending: Callable[[], None] = lambda: None
+    designations: Designations = field(default_factory=Designations)   # Art. 16-17, for party queues
 
     def handle_batch(self, batch: Sequence[Delivery]) -> None:
         envelopes = [self._read(d) for d in batch]
@@ -197,7 +199,8 @@ class Router:
                           data_categories=row["data_categories"], payload_hash=env.payload_hash)
 
     def _push_to_party_queues(self, rows: list[dict[str, Any]]) -> None:
-        """Parties that consume their own queue get the same projection there.
+        """Parties that consume their own queue get the same projection there, as their back-office
+        system may see it: special categories only with `systems: true` (contracts/designations.yaml).
 
         At least once: a redelivered envelope pushes again (the message id lets the party drop the
         copy), so that a push that failed after the commit above is not lost.
@@ -206,7 +209,8 @@ class Router:
         for row in rows:
             party = self.registry.parties[row["recipient"]]
             if party.delivery == "queue":
-                out.append((party_queue(party.id, self.queue_prefix), row["message_id"], inbox_item_bytes(row), None))
+                shown, _ = redact(self.registry, row, self.designations.visible(party.id, None))
+                out.append((party_queue(party.id, self.queue_prefix), row["message_id"], inbox_item_bytes(shown), None))
         if out:
             self.transport.publish_many(out)
 

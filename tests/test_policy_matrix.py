@@ -1,7 +1,8 @@
 """The access matrix, generated from the policy files (contracts/parties.yaml, contracts/flows/*.yaml,
-contracts/consultations.yaml):
-every party × every flow (send), every flow × every recipient × every data category (receive), and
-every party × every read endpoint. What the files allow must work; everything else is a 403 (or, for
+contracts/consultations.yaml, contracts/designations.yaml):
+every party × every flow (send), every flow × every recipient × every data category (receive), the
+same for every person of the recipient (designated or not, and its back-office system), and every
+party × every read endpoint. What the files allow must work; everything else is a 403 (or, for
 a flow that is switched off, a 422) with one `rejected` audit event and nothing stored.
 
 The expectations are read from the YAML here, independently of hub/policy.py, so a new flow or
@@ -10,12 +11,12 @@ party is covered without touching this file.
 from __future__ import annotations
 
 import fnmatch
-from pathlib import Path
 
 import yaml
 from sqlalchemy import func, select
 
 from hub.demo import DemoClient, procedure
+from hub.designations import redact
 from hub.flows import default_contracts_dir
 from hub.samples import FLOW_SAMPLES, synthetic_application
 from hub.store.schema import audit_events, deliveries, messages
@@ -24,6 +25,8 @@ CONTRACTS = default_contracts_dir()
 PARTIES = {p["id"]: p for p in yaml.safe_load((CONTRACTS / "parties.yaml").read_text())["parties"]}
 FLOWS = {f["id"]: f for f in (yaml.safe_load(p.read_text()) for p in sorted((CONTRACTS / "flows").glob("*.yaml")))}
 GROUNDS = yaml.safe_load((CONTRACTS / "consultations.yaml").read_text())["consultations"]
+DESIGNATIONS = yaml.safe_load((CONTRACTS / "designations.yaml").read_text())["designations"]
+SPECIAL = {"health", "criminal_record"}
 CATEGORIES = ("identification", "contact", "residence_status", "employment", "financial", "health",
               "criminal_record", "administrative", "social_security")
 
@@ -48,6 +51,23 @@ def _recipients(flow: dict, dossier_parties: set[str], sender: str) -> list[str]
                    [p for p in PARTIES if fnmatch.fnmatchcase(p, r["party"])][:1]
         chosen += [p for p in matching if p != sender and p not in chosen]
     return chosen
+
+
+def _readers(party: str) -> dict[str | None, set[str]]:
+    """Who reads a party's deliveries and which special categories each may see (Art. 16–17): its
+    back-office system (None), each designated person, and a person designated for nothing."""
+    entry = DESIGNATIONS.get(party, {})
+    readers: dict[str | None, set[str]] = {None: set(SPECIAL) if entry.get("systems") else set(),
+                                           f"{party}.undesignated": set()}
+    readers.update({p["person"]: set(p["categories"]) for p in entry.get("persons", [])})
+    return readers
+
+
+def _found(application, contract, row) -> set[str]:
+    found = set(contract.categories(row["payload"]))
+    for name, part in (row["attachments"] or {}).items():
+        found |= set(application.categories(part)) if name == "application" else {"social_security"}
+    return found
 
 
 def _counts(hub) -> tuple[int, int]:
@@ -108,24 +128,37 @@ def test_every_recipient_gets_only_the_categories_its_rule_names(embedded_hub):
     with hub.engine.connect() as conn:
         rows = conn.execute(select(deliveries)).mappings().all()
     application = hub.registry.contracts["application"]
-    seen_flows, cells = set(), 0
+    seen_flows, cells, person_cells, special_seen = set(), 0, 0, set()
     for row in rows:
         flow = FLOWS[row["flow_id"]]
         rule = _rule(flow, row["recipient"])
         assert rule is not None, f"{row['recipient']} received on {row['flow_id']} without a rule"
         contract = hub.registry.contract_for(hub.registry.flow(row["flow_id"]))
-        found = set(contract.categories(row["payload"]))
-        for name, part in (row["attachments"] or {}).items():
-            found |= set(application.categories(part)) if name == "application" else {"social_security"}
+        found = _found(application, contract, row)
         for category in CATEGORIES:               # every cell of flow × recipient × category
             if category not in rule:
                 assert category not in found, (row["flow_id"], row["recipient"], category)
                 assert category not in row["data_categories"], (row["flow_id"], row["recipient"], category)
             cells += 1
+        # every person of the recipient × category: special ones only as designated (Art. 16–17)
+        for person, designated in _readers(row["recipient"]).items():
+            shown, withheld = redact(hub.registry, row, hub.designations.visible(row["recipient"], person))
+            seen = _found(application, contract, shown)
+            for category in CATEGORIES:
+                where = (row["flow_id"], row["recipient"], person, category)
+                may = category in rule and (category not in SPECIAL or category in designated)
+                if not may:
+                    assert category not in seen and category not in shown["data_categories"], where
+                elif category in found:
+                    assert category in seen and category in shown["data_categories"], where
+                    special_seen |= {category} & SPECIAL
+                person_cells += 1
+            assert withheld == (found & SPECIAL) - designated, (row["flow_id"], row["recipient"], person)
         seen_flows.add(row["flow_id"])
     enabled = {f for f, spec in FLOWS.items() if spec.get("enabled", True)}
     assert seen_flows == enabled, f"flows never delivered in this test: {sorted(enabled - seen_flows)}"
     assert cells == len(rows) * len(CATEGORIES)
+    assert special_seen == SPECIAL and person_cells > cells   # the designated persons were exercised
 
 
 def test_every_party_on_every_read_endpoint(embedded_hub):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from hub import audit
 from hub.api.deps import CallerDep, HubDep, json_body
 from hub.audit import AuditEvent
+from hub.designations import SPECIAL_CATEGORIES, redact
 from hub.errors import MalformedMessage, NotAuthorised, NotFound, UnknownDossier
 from hub.pipeline import Submission, submit
 from hub.routing import acknowledge, inbox_item
@@ -50,11 +51,21 @@ def send_message(hub: HubDep, caller: CallerDep, body: Annotated[Any, Depends(js
 @router.get("/inbox", summary="Deliveries waiting for the calling party (need-to-know projections)")
 def inbox(hub: HubDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
           after: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    """Art. 16–17: special categories only for designated persons (or a `systems: true` back office);
+    an item that holds them is re-projected without what the caller may not see, and every such
+    read is on the record."""
     with hub.reads.connect() as conn:
         rows = conn.execute(select(deliveries).where(deliveries.c.recipient == caller.party)
                             .where(deliveries.c.acked_at.is_(None)).where(deliveries.c.id > after)
                             .order_by(deliveries.c.id).limit(limit)).mappings().all()
-    return {"items": [inbox_item(r) for r in rows]}
+    shown, withheld = _as_caller_may_see(hub, caller, rows)
+    events = [_special_read(hub, caller, row, w, "GET /v1/inbox") for row, w in zip(shown, withheld)
+              if w or set(row["data_categories"]) & SPECIAL_CATEGORIES]
+    if events:
+        with hub.engine.begin() as conn:
+            audit.append(conn, events)
+    return {"items": [_item(row, w) for row, w in zip(shown, withheld)],
+            "withheld_categories": sorted(set().union(*withheld))}
 
 
 @router.post("/inbox/{delivery_id}/ack", summary="Acknowledge a delivery: it leaves the inbox")
@@ -95,17 +106,46 @@ def dossier(hub: HubDep, caller: CallerDep, dossier_id: str) -> dict[str, Any]:
         raise UnknownDossier(f"no dossier {dossier_id}")
     if not received:
         raise NotAuthorised("this party received nothing on this dossier", code="not_party_to_dossier")
-    categories = sorted({c for r in received for c in r["data_categories"]})
+    shown, withheld = _as_caller_may_see(hub, caller, received)   # Art. 16–17
+    categories = sorted({c for r in shown for c in r["data_categories"]})
+    not_shown = sorted(set().union(*withheld))
+    reason = "GET /v1/dossiers" + (f" withheld={','.join(not_shown)}" if not_shown else "")
     with hub.engine.begin() as conn:  # Art. 11: every consultation is itself on the record
         audit.append(conn, [AuditEvent("consulted", dossier_id=dossier_id, actor=caller.party,
                                        acting_person=caller.acting_person, data_categories=categories,
-                                       reason="GET /v1/dossiers")])
+                                       reason=reason)])
     return {
         "id": d["id"], "application_kind": d["application_kind"], "category": d["category"],
         "competent_region": d["competent_region"], "state": d["state"],
         "created_at": d["created_at"].isoformat(), "updated_at": d["updated_at"].isoformat(),
-        "data_categories": categories, "messages": [inbox_item(r) for r in received],
+        "data_categories": categories, "withheld_categories": not_shown,
+        "messages": [_item(row, w) for row, w in zip(shown, withheld)],
     }
+
+
+def _as_caller_may_see(hub, caller, rows) -> tuple[list[dict[str, Any]], list[set[str]]]:
+    """Each delivery projected again for the caller's designations (hub/designations.py, Art. 16–17)."""
+    visible = hub.designations.visible(caller.party, caller.acting_person)
+    pairs = [redact(hub.registry, r, visible) for r in rows]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _item(row: dict[str, Any], withheld: set[str]) -> dict[str, Any]:
+    item = inbox_item(row)
+    if withheld:
+        item["withheld_categories"] = sorted(withheld)
+    return item
+
+
+def _special_read(hub, caller, row: dict[str, Any], withheld: set[str], route: str) -> AuditEvent:
+    """The trace of a read of an item holding special categories (Art. 16): who (party and acting
+    person), which categories were returned, which withheld. No personal data in the reason."""
+    flow = hub.registry.flows.get(row["flow_id"])
+    return AuditEvent("consulted", flow_id=row["flow_id"], message_id=row["message_id"],
+                      correlation_id=row["correlation_id"], dossier_id=row["dossier_id"], actor=caller.party,
+                      acting_person=caller.acting_person, purpose=row["purpose"],
+                      legal_basis=flow.legal_basis if flow else (), data_categories=row["data_categories"],
+                      reason=route + (f" withheld={','.join(sorted(withheld))}" if withheld else ""))
 
 
 @router.get("/flows", summary="The flow registry: the protocol agreement as data")
