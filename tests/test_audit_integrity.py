@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import create_engine, delete, insert, select, update
 from typer.testing import CliRunner
 
 from hub import audit
@@ -349,3 +349,21 @@ def test_rows_written_by_the_driver_path_match_the_reference_hash(engine, signer
     assert first == datetime(2026, 11, 23, 9, 0, 0, 1, tzinfo=timezone.utc)
     assert rows[0]["legal_basis"] == ["Art. 10 2°"] and rows[0]["data_categories"] == []
     assert audit.verify(engine, public_key=signer.public_key).intact
+
+
+def test_a_hub_that_ran_workers_seals_its_tail_when_it_closes(tmp_path):
+    """A clean shutdown leaves nothing unsealed: the events after the last checkpoint are signed on close."""
+    from hub.bootstrap import build_hub
+    from tests.conftest import hub_settings
+    hub = build_hub(hub_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.db'}",
+                                 f"sqlite:///{tmp_path / 'broker.db'}"))
+    hub.start_workers()
+    with hub.engine.begin() as conn:
+        audit.append(conn, [AuditEvent("received", actor="portal")])
+    assert audit.verify(hub.engine).unsealed >= 1
+    engine_url, key_file = hub.engine.url, hub.settings.resolved_audit_key_file()
+    hub.close()
+    e = create_engine(engine_url.render_as_string(hide_password=False))
+    report = audit.verify(e, public_key=checkpoints.load_public_key(key_file))
+    assert report.intact and report.unsealed == 0
+    e.dispose()
