@@ -134,12 +134,6 @@ class _File(_Model):
     designations: dict[str, _PartyModel]
 
 
-def _may_hold(registry: Registry, party_id: str) -> bool:
-    """Art. 15–17: only DVZ and the regional authorities process health data or criminal records."""
-    party = registry.parties[party_id]
-    return party.id == "dvz" or party.kind == "regional_authority"
-
-
 def load_designations(contracts_dir: Path, registry: Registry) -> Designations:
     """Load contracts/designations.yaml and cross-check it against the parties (start-up, Art. 16)."""
     path = Path(contracts_dir) / FILE
@@ -151,7 +145,7 @@ def load_designations(contracts_dir: Path, registry: Registry) -> Designations:
         where = f"designations.{party_id}"
         if party_id not in registry.parties:
             raise RegistryError(FILE, where, f"unknown party {party_id!r}: not in parties.yaml")
-        if not _may_hold(registry, party_id):
+        if registry.parties[party_id].examines is None:   # Art. 15–17: DVZ and the regions only
             raise RegistryError(FILE, where, f"party {party_id!r} may hold no designation: only DVZ and the "
                                              "regional authorities process health data or criminal records "
                                              "(Art. 15–17)")

@@ -8,7 +8,7 @@ RegistryError naming the file and the field.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -88,6 +88,14 @@ class Party:
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    @property
+    def examines(self) -> str | None:
+        """Which examination the party holds, for the special categories (Art. 15–17): DVZ examines
+        residence (employees' criminal records, health), the regions work and self-employment."""
+        if self.id == "dvz":
+            return "residence"
+        return "work" if self.kind == "regional_authority" else None
 
 
 @dataclass(frozen=True)
@@ -350,6 +358,7 @@ def _build_flow(m: _FlowModel, file: str, parties: Mapping[str, Party],
             if not added and category not in flow_categories:
                 raise fail(f"recipients.{i}.data_categories.{j}",
                            f"{category!r} is not among the flow's data_categories")
+        _check_special_categories(m, i, r.party, r.data_categories, parties, fail)
         rules.append(RecipientRule(r.party, frozenset(r.data_categories)))
     contract = contracts.get(m.message)
     if contract is None:
@@ -382,6 +391,27 @@ def _build_flow(m: _FlowModel, file: str, parties: Mapping[str, Party],
         creates_dossier=m.dossier.creates, dossier_state=state, retention=m.retention, enabled=m.enabled,
         source_file=file, payload_constraints=MappingProxyType(constraints), enrich=tuple(m.enrich),
     )
+
+
+def _check_special_categories(m: _FlowModel, i: int, pattern: str, categories: Sequence[str],
+                              parties: Mapping[str, Party], fail: Callable[[str, str], RegistryError]) -> None:
+    """Art. 15–16: health data reach only DVZ and the regions. Art. 17: an employee's criminal-record
+    extract only DVZ, a self-employed person's only the regions. A flow is about the self-employed
+    when one of its data subjects is (professional card)."""
+    matched = [parties[p] for p in parties if fnmatchcase(p, pattern)]
+    self_employed = any("self-employed" in subject for subject in m.data_subjects)
+    for j, category in enumerate(categories):
+        if category == "health":
+            allowed, rule = {"residence", "work"}, "health data reach only DVZ and the regions (Art. 15–16)"
+        elif category == "criminal_record" and self_employed:
+            allowed, rule = {"work"}, "a self-employed person's criminal record reaches only the regions (Art. 17)"
+        elif category == "criminal_record":
+            allowed, rule = {"residence"}, "an employee's criminal record reaches only DVZ (Art. 17)"
+        else:
+            continue
+        wrong = [p.id for p in matched if p.examines not in allowed]
+        if wrong:
+            raise fail(f"recipients.{i}.data_categories.{j}", f"{rule}; {pattern!r} covers {', '.join(wrong)}")
 
 
 def load_registry(contracts_dir: Path) -> Registry:
