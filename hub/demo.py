@@ -232,6 +232,10 @@ def run_demo(console: Console, url: str | None) -> int:
                 procedure(client)
             render(console, client.timeline)
             render_enrichment(console, client.enrichments)
-            report = audit.verify(open_engine(used.resolved_database_url()))
+        # after the in-process hub closed (it seals its audit tail on the way out); a running hub
+        # seals every HUB_AUDIT_CHECKPOINT_SECONDS
+        engine = open_engine(used.resolved_database_url())
+        report = audit.verify(engine)
+        engine.dispose()
     console.print(("[green]" if report.intact else "[red]") + str(report))
     return 0 if report.intact else 1
