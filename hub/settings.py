@@ -1,6 +1,7 @@
 """Settings, read once from the environment (prefix HUB_). One place decides every knob."""
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from pydantic import Field
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
     audit_key_file: Path | None = Field(None, description="Ed25519 private key (PEM) signing audit checkpoints; default: generated into data_dir (mode 0600)")
     audit_checkpoint_events: int = Field(1000, description="sign a checkpoint of the audit chain every N events")
     audit_checkpoint_seconds: float = Field(60.0, description="... or when T seconds passed since the last one")
+    clock_scan_seconds: float = Field(60.0, description="how often the worker checks statutory clocks (reminders, deemed authorisation)")
+    retention_batch: int = Field(1000, description="dossiers deleted per transaction by the retention run")
+    retention_run_seconds: float = Field(3600.0, description="how often the worker runs retention (0: never; `wib-hub retention run` still works)")
+    professional_card_start: date | None = Field(None, description="Art. 34/36: the day the professional-card procedure starts on the platform; before it (or unset) its flows refuse submissions")
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"

@@ -5,7 +5,7 @@ The migrations in migrations/versions/ create exactly these; a test compares the
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
+    JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
     UniqueConstraint,
 )
 
@@ -26,6 +26,21 @@ dossiers = Table(
     Column("application", Json, nullable=False),   # the stored application, documents included
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # the data subject, to find a person's dossiers (Art. 28-29 rights); deleted with the dossier
+    Column("subject_insz", String(11), index=True),
+    Column("subject_passport", String(32), index=True),
+    # the dates the state machine records (hub/dossier.py): clocks, retention and statistics read them
+    Column("complete_at", DateTime(timezone=True)),          # admissible: the decision clock starts
+    Column("incomplete_since", DateTime(timezone=True)),     # additional documents requested, not yet in
+    Column("residence_decision_kind", String(32)),           # Art. 18, e.g. residence_authorisation
+    Column("work_decision_kind", String(32)),
+    Column("decided_at", DateTime(timezone=True)),           # both parts known (or a final refusal)
+    Column("notified_at", DateTime(timezone=True)),          # the single act notified
+    Column("appeal_lodged_at", DateTime(timezone=True)),
+    Column("appeal_ended_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("retain_until", DateTime(timezone=True), index=True),   # Art. 27; NULL: kept (pending or on hold)
+    Column("fact_id", String(36)),                           # its anonymous statistics row (stats_facts)
 )
 
 messages = Table(
@@ -42,6 +57,7 @@ messages = Table(
     Column("payload", Json, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+Index("ix_messages_received", messages.c.received_at)
 
 outbox = Table(
     "outbox", metadata,
@@ -150,3 +166,64 @@ enrichments = Table(
     UniqueConstraint("message_id", "source", name="uq_enrichment_message_source"),
 )
 Index("ix_enrichments_dossier", enrichments.c.dossier_id)
+
+# Statutory clocks (contracts/clocks.yaml, hub/clocks.py): one row per clock started on a dossier.
+dossier_clocks = Table(
+    "dossier_clocks", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("dossier_id", String(36), nullable=False, index=True),
+    Column("rule", String(64), nullable=False),         # the rule of contracts/clocks.yaml
+    Column("holder", String(64), nullable=False),       # the party that holds the clock
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("remind_at", DateTime(timezone=True)),
+    Column("reminded_at", DateTime(timezone=True)),
+    Column("stopped_at", DateTime(timezone=True)),
+    Column("outcome", String(24), nullable=False),      # running | met | expired | deemed_authorised | ...
+    UniqueConstraint("dossier_id", "rule", "started_at", name="uq_clock_dossier_rule_start"),
+)
+Index("ix_dossier_clocks_due", dossier_clocks.c.outcome, dossier_clocks.c.due_at)
+
+# Data-subject rights (Art. 28-29): each request with its dated acknowledgment and due date.
+rights_requests = Table(
+    "rights_requests", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),         # access | rectification | erasure | restriction | portability | objection
+    Column("concerning", String(24), nullable=False),   # residence | work | single_permit | professional_card
+    Column("controller", String(64), nullable=False),   # the competent controller the request went to
+    Column("submitted_by", String(64), nullable=False), # the party that brought it (portal, a controller)
+    Column("subject_insz", String(11)),
+    Column("subject_passport", String(32)),
+    Column("details", Json),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),        # open | answered
+    Column("answered_at", DateTime(timezone=True)),
+    Column("answer", Json),
+)
+Index("ix_rights_requests_controller", rights_requests.c.controller, rights_requests.c.state, rights_requests.c.due_at)
+
+# Anonymous statistics (Art. 31-32): one row per dossier, no dossier id, no person; it survives the
+# dossier's deletion. Only coarse values: year and quarter, days from complete to decision.
+stats_facts = Table(
+    "stats_facts", metadata,
+    Column("id", String(36), primary_key=True),          # random; only dossiers.fact_id points here
+    Column("permit_type", String(40), nullable=False),   # the application's category (Art. 4)
+    Column("application_kind", String(32), nullable=False),
+    Column("request_type", String(16), nullable=False),  # first | renewal | change
+    Column("region", String(40), nullable=False),
+    Column("nationality", String(3)),
+    Column("submitted_year", Integer, nullable=False),
+    Column("submitted_quarter", Integer, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("residence_outcome", String(16)),
+    Column("work_outcome", String(16)),
+    Column("decision_kind", String(32)),
+    Column("decided_year", Integer),
+    Column("decided_quarter", Integer),
+    Column("days_to_decision", Integer),
+    Column("validity_months", Integer),
+    Column("deemed_authorised", Boolean, nullable=False),
+)
+Index("ix_stats_facts_period", stats_facts.c.submitted_year, stats_facts.c.submitted_quarter)
