@@ -45,7 +45,8 @@ class Hub:
     def __post_init__(self) -> None:
         self.reads = reader(self.engine)
         self.commits = GroupCommit(self.engine)
-        self.ingress = Ingress(self.registry, self.engine, on_stored=self.wake.set, commits=self.commits)
+        self.ingress = Ingress(self.registry, self.engine, on_stored=self.wake.set, commits=self.commits,
+                              opens={"professional_card": self.settings.professional_card_start})
         self.enrich_wake = threading.Event()
         self.enrichment = Enrichment(self.registry, self.engine, self.commits, self.sources,
                                      on_complete=self.wake.set, parallel=self.settings.enrich_parallel,

@@ -43,6 +43,11 @@ class FlowDisabled(HubError):
     status, code = 422, "flow_disabled"
 
 
+class ProcedureNotStarted(FlowDisabled):
+    """Art. 34, 36: the flow belongs to a procedure that has not started on the platform yet."""
+    code = "procedure_not_started"
+
+
 class NotAuthenticated(HubError):
     status, code = 401, "not_authenticated"
 

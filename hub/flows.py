@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from hub.contracts import DATA_CATEGORIES, MessageContract, load_contracts
 from hub.errors import ContractViolation, RegistryError, UnknownFlow
+from hub.dossier import STATES
 
 __all__ = [
     "DOSSIER_STATES", "PARTY_KINDS", "PARTY_ROLES", "PURPOSES", "RETENTION_RULES",
@@ -27,9 +28,7 @@ __all__ = [
     "REGION_PARTIES", "EMPLOYMENT_SERVICES", "region_party",
 ]
 
-DOSSIER_STATES: tuple[str, ...] = (
-    "submitted", "incomplete", "admissible", "residence_decided", "work_decided", "decided", "notified",
-)
+DOSSIER_STATES: tuple[str, ...] = STATES   # hub/dossier.py: the state machine
 PARTY_KINDS = frozenset({
     "federal_authority", "regional_authority", "social_security_institution", "portal", "diplomatic_post",
     "local_authority", "inspection_service", "public_employment_service", "onss_internal",
@@ -133,6 +132,8 @@ class Flow:
     payload_constraints: Mapping[str, frozenset[Any]] = field(default_factory=lambda: MappingProxyType({}))
     # Art. 14: the sources whose data the hub adds (content enricher) before delivering the message
     enrich: tuple[str, ...] = ()
+    # Art. 34, 36: a procedure whose flows open on a configured date (settings), e.g. professional_card
+    opens_with: str | None = None
 
     def allows_sender(self, party_id: str) -> bool:
         return any(fnmatchcase(party_id, pattern) for pattern in self.senders)
@@ -270,6 +271,7 @@ class _FlowModel(_Model):
     dossier: _DossierModel = _DossierModel()
     retention: str
     enabled: StrictBool = True
+    opens_with: Literal["professional_card"] | None = None   # a procedure that starts on a set date
     payload_constraints: dict[str, list[str | int | bool]] = Field(default_factory=dict)
     enrich: list[str] = Field(default_factory=list)
 
@@ -389,6 +391,7 @@ def _build_flow(m: _FlowModel, file: str, parties: Mapping[str, Party],
         data_subjects=tuple(m.data_subjects), senders=tuple(m.senders), recipients=tuple(rules),
         message=m.message, data_categories=flow_categories, attach_dossier=m.attach_dossier,
         creates_dossier=m.dossier.creates, dossier_state=state, retention=m.retention, enabled=m.enabled,
+        opens_with=m.opens_with,
         source_file=file, payload_constraints=MappingProxyType(constraints), enrich=tuple(m.enrich),
     )
 

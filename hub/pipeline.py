@@ -8,8 +8,10 @@ event is written in a transaction of its own, and nothing else is stored.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any, Callable
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
@@ -17,13 +19,16 @@ from sqlalchemy.exc import IntegrityError
 
 from hub import audit, documents, policy
 from hub.audit import AuditEvent
-from hub.dossier import next_state, outcome_of
+from hub.dossier import change, retain_until
 from hub.envelope import Envelope, new_id, payload_hash, utcnow
-from hub.errors import FlowDisabled, HubError, InvalidTransition, MalformedMessage, UnknownDossier
+from hub.errors import (
+    FlowDisabled, HubError, InvalidTransition, MalformedMessage, ProcedureNotStarted, UnknownDossier,
+)
 from hub.flows import Flow, Registry, region_party
 from hub.store import reader
 from hub.store.group_commit import Batch, GroupCommit
 from hub.store.notify import announce
+from hub.stats import facts
 from hub.store.schema import dossiers, messages, outbox
 
 
@@ -69,6 +74,8 @@ class Ingress:
     on_stored: Callable[[], None] = lambda: None   # wakes the outbox relay in the same process
     clock: Callable[[], datetime] = utcnow
     commits: GroupCommit | None = None             # the process's one writer (hub/store/group_commit.py)
+    # Art. 34, 36: procedure → the day its flows open (None: not yet); settings.professional_card_start
+    opens: Mapping[str, date | None] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         self.reads = reader(self.engine)
@@ -77,8 +84,8 @@ class Ingress:
 
 
 # Built once: statement construction is a measurable share of a message's cost.
-_SELECT_DOSSIER = select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.state,
-                         dossiers.c.residence_outcome, dossiers.c.work_outcome) \
+# The columns the state machine reads (hub/dossier.py): everything but the stored application.
+_SELECT_DOSSIER = select(*(c for c in dossiers.c if c.name != "application")) \
     .where(dossiers.c.id == bindparam("dossier_id"))
 
 
@@ -96,6 +103,11 @@ def find_flow(ing: Ingress, t: Transit) -> Transit:
     t.flow = ing.registry.flow(t.submission.flow_id)
     if not t.flow.enabled:
         raise FlowDisabled(f"flow {t.flow.id} is not open (yet)")
+    if t.flow.opens_with:
+        starts = ing.opens.get(t.flow.opens_with)
+        if starts is None or t.received_at.date() < starts:
+            when = f"starts on {starts.isoformat()}" if starts else "has no start date yet"
+            raise ProcedureNotStarted(f"the {t.flow.opens_with.replace('_', ' ')} procedure {when} (Art. 34, 36)")
     return t
 
 
@@ -118,12 +130,12 @@ def authorise(ing: Ingress, t: Transit) -> Transit:
         raise MalformedMessage("dossier_id of the envelope and of the payload differ")
     if flow.creates_dossier:
         t.dossier = {"id": new_id(), "competent_region": region_party(s.payload["competent_region"]),
-                     "state": None}
+                     "state": None, "application_kind": s.payload["application_kind"]}
     else:
         t.dossier = _load_dossier(ing, s.dossier_id or s.payload.get("dossier_id"))
         policy.check_sender(flow, s.sender, t.dossier)
     s.recipients = policy.recipients_for(ing.registry, flow, t.dossier, s.sender, s.recipients)
-    t.dossier["next_state"] = _next_state(flow, t.dossier, s.payload)
+    t.dossier["change"] = _change(flow, t.dossier, s.payload, t.received_at)
     return t
 
 
@@ -217,14 +229,11 @@ def _load_dossier(ing: Ingress, dossier_id: str | None) -> dict[str, Any]:
     return dict(row)
 
 
-def _next_state(flow: Flow, dossier: dict[str, Any], payload: dict[str, Any]) -> str | None:
+def _change(flow: Flow, dossier: dict[str, Any], payload: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """The dossier's columns after this message (hub/dossier.py); a move it does not allow is a 409."""
     if flow.creates_dossier:
-        return flow.dossier_state or "submitted"
-    residence, work = outcome_of(payload)
-    dossier["residence_outcome"] = residence or dossier.get("residence_outcome")
-    dossier["work_outcome"] = work or dossier.get("work_outcome")
-    return next_state(dossier["state"], flow.dossier_state,
-                      residence=dossier["residence_outcome"], work=dossier["work_outcome"])
+        return {"state": flow.dossier_state or "submitted"}
+    return change(dossier, flow.dossier_state, payload, at)
 
 
 DOCUMENT_LISTS = ("identity_documents", "medical_documents", "criminal_record_documents",
@@ -232,17 +241,19 @@ DOCUMENT_LISTS = ("identity_documents", "medical_documents", "criminal_record_do
 
 
 def _write_dossier(batch: Batch, flow: Flow, env: Envelope, dossier: dict[str, Any]) -> None:
-    now, conn = env.received_at, batch.conn
+    now, conn, values = env.received_at, batch.conn, dict(dossier["change"])
+    validity = facts.validity_months(env.payload) if env.payload.get("outcome") == "granted" else None
     if flow.creates_dossier:
         p = env.payload
-        batch.insert(dossiers, dict(
-            id=dossier["id"], application_kind=p["application_kind"], category=p["category"],
-            competent_region=dossier["competent_region"], state=dossier["next_state"],
-            application=p, created_at=now, updated_at=now))
+        worker = p.get("worker") or {}
+        row = dict(id=dossier["id"], application_kind=p["application_kind"], category=p["category"],
+                   competent_region=dossier["competent_region"], state=values["state"], application=p,
+                   created_at=now, updated_at=now, subject_insz=worker.get("insz"),
+                   subject_passport=worker.get("passport_number"))
+        row["fact_id"] = facts.record(conn, row)
+        batch.insert(dossiers, row)
         return
-    values: dict[str, Any] = {"state": dossier["next_state"], "updated_at": now,
-                              "residence_outcome": dossier["residence_outcome"],
-                              "work_outcome": dossier["work_outcome"]}
+    values["updated_at"] = now
     extra = {k: env.payload[k] for k in DOCUMENT_LISTS if k in env.payload}
     if extra:  # additional documents join the stored application (Art. 20 §4)
         app = conn.execute(select(dossiers.c.application).where(dossiers.c.id == env.dossier_id)).scalar_one()
@@ -250,6 +261,10 @@ def _write_dossier(batch: Batch, flow: Flow, env: Envelope, dossier: dict[str, A
         for key, docs in extra.items():
             app[key] = list(app.get(key, [])) + list(docs)
         values["application"] = app
+    after = {**dossier, **values}
+    values["retain_until"] = retain_until(after)                      # Art. 27
+    if after.get("fact_id") and (values["state"] != dossier["state"] or validity is not None):
+        facts.record(conn, after, validity)                          # Art. 31-32, anonymous
     # compare-and-set on the state read in `authorise`: a concurrent move makes this one a 409
     done = conn.execute(update(dossiers).where(dossiers.c.id == env.dossier_id)
                         .where(dossiers.c.state == dossier["state"]).values(**values))

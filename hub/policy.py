@@ -14,8 +14,9 @@ from hub.flows import Flow, Registry, RecipientRule
 
 
 def dossier_parties(dossier: Mapping[str, Any]) -> set[str]:
-    """Who takes part in a dossier's procedure: the portal, DVZ and the competent region (Art. 7, 12)."""
-    return {"portal", "dvz", dossier["competent_region"]}
+    """Who takes part in a dossier's procedure: the portal, DVZ and the competent region (Art. 7, 12),
+    and the platform itself (ONSS as processor: reminders, deemed authorisation on its flows only)."""
+    return {"portal", "dvz", dossier["competent_region"], "onss"}
 
 
 def check_sender(flow: Flow, sender: str, dossier: Mapping[str, Any] | None) -> None:

@@ -259,6 +259,28 @@ def sample_permit_withdrawal_notice(dossier_id: str = DOSSIER_ID, *, decided_by:
     }, overrides)
 
 
+def sample_appeal_lodged(dossier_id: str = DOSSIER_ID, *, informed_by: str = "dvz", **overrides: Any) -> dict[str, Any]:
+    return _apply({"dossier_id": dossier_id, "appeal_body": "council_for_alien_law_litigation",
+                   "lodged_on": "2026-04-10", "against": "residence", "informed_by": informed_by}, overrides)
+
+
+def sample_appeal_ended(dossier_id: str = DOSSIER_ID, *, outcome: str = "rejected", informed_by: str = "dvz",
+                        **overrides: Any) -> dict[str, Any]:
+    return _apply({"dossier_id": dossier_id, "appeal_outcome": outcome, "ended_on": "2026-09-15",
+                   "informed_by": informed_by}, overrides)
+
+
+def sample_clock_reminder(dossier_id: str = DOSSIER_ID, **overrides: Any) -> dict[str, Any]:
+    return _apply({"dossier_id": dossier_id, "clock": "blue-card.decision", "due_at": "2026-06-01T00:00:00+00:00",
+                   "days_left": 7, "legal_basis": "Law of 15 December 1980, Art. 61/27-4 §2"}, overrides)
+
+
+def sample_deemed_authorisation(dossier_id: str = DOSSIER_ID, **overrides: Any) -> dict[str, Any]:
+    return _apply({"dossier_id": dossier_id, "clock": "blue-card.decision",
+                   "complete_at": "2026-03-02T09:00:00+00:00", "due_at": "2026-05-31T09:00:00+00:00",
+                   "legal_basis": "Law of 15 December 1980, Art. 61/27-4 §2, 61/27-5 §3"}, overrides)
+
+
 # Contract name → factory taking a dossier id (the application has none yet: the hub creates the dossier).
 SAMPLE_PAYLOADS: dict[str, Callable[[str], dict[str, Any]]] = {
     "application": lambda dossier_id: sample_application(),
@@ -271,6 +293,10 @@ SAMPLE_PAYLOADS: dict[str, Callable[[str], dict[str, Any]]] = {
     "authorisation-notice": sample_authorisation_notice,
     "negative-decision-notice": sample_negative_decision_notice,
     "permit-withdrawal-notice": sample_permit_withdrawal_notice,
+    "appeal-lodged": sample_appeal_lodged,
+    "appeal-ended": sample_appeal_ended,
+    "clock-reminder": sample_clock_reminder,
+    "deemed-authorisation": sample_deemed_authorisation,
 }
 
 
@@ -298,4 +324,8 @@ FLOW_SAMPLES: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
         d, authorisation_kind="work_permit")),
     "single-permit.negative-decision-notice": ("dvz", sample_negative_decision_notice),
     "single-permit.withdrawal-to-employment-service": ("region.flanders", sample_permit_withdrawal_notice),
+    "single-permit.appeal-lodged": ("dvz", sample_appeal_lodged),
+    "single-permit.appeal-ended": ("dvz", sample_appeal_ended),
+    "platform.clock-reminder": ("onss", sample_clock_reminder),
+    "single-permit.deemed-authorisation": ("onss", sample_deemed_authorisation),
 }

@@ -222,18 +222,13 @@ def test_on_demand_enrichment_for_dvz_and_the_competent_region_only(embedded_hub
 
 
 def test_professional_card_reaches_the_region_with_inastis_register(tmp_path):
-    """Art. 14 §2: for a professional card INASTI's register data go to the region (flow switched on
-    here as it will be on its start date, Art. 34/36)."""
-    import shutil
+    """Art. 14 §2: for a professional card INASTI's register data go to the region (the procedure
+    started, Art. 34/36)."""
+    from datetime import date
 
-    from hub.flows import default_contracts_dir
     from hub.samples import FLOW_SAMPLES
-    contracts = tmp_path / "contracts"
-    shutil.copytree(default_contracts_dir(), contracts)
-    card_flow = contracts / "flows" / "professional-card.application-submitted.yaml"
-    card_flow.write_text(card_flow.read_text().replace("enabled: false", "enabled: true"))
     gen = start_hub(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.db'}", f"sqlite:///{tmp_path / 'broker.db'}",
-                    contracts_dir=contracts)
+                    professional_card_start=date(2026, 1, 1))
     client = next(gen)
     try:
         from adapters.population import Population

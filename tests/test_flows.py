@@ -73,9 +73,11 @@ def test_parties(registry):
     assert registry.parties_matching("nobody") == []
 
 
-def test_the_professional_card_flow_is_switched_off(registry):
-    assert registry.flow("professional-card.application-submitted").enabled is False
-    assert all(f.enabled for f in registry.flows.values() if f.id != "professional-card.application-submitted")
+def test_the_professional_card_flow_opens_on_its_start_date(registry):
+    """Art. 34, 36: registered, open from HUB_PROFESSIONAL_CARD_START (tests/test_lifecycle.py)."""
+    assert registry.flow("professional-card.application-submitted").opens_with == "professional_card"
+    assert all(f.enabled for f in registry.flows.values())
+    assert all(f.opens_with is None for f in registry.flows.values() if f.id != "professional-card.application-submitted")
 
 
 def test_submission_creates_the_dossier(registry):
@@ -95,7 +97,7 @@ def test_need_to_know_of_the_application(registry):
     card = registry.flow("professional-card.application-submitted")
     assert "criminal_record" in card.recipient_rule("region.wallonia").data_categories  # Art. 17 §2
     forwarded = registry.flow("single-permit.admissible-to-dvz")
-    assert forwarded.attach_dossier and forwarded.dossier_state == "admissible"
+    assert forwarded.attach_dossier and forwarded.dossier_state == "under_examination"
     assert {"health", "criminal_record"} <= forwarded.recipient_rule("dvz").data_categories
     assert forwarded.allows_sender("region.brussels") and not forwarded.allows_sender("portal")
     documents = registry.flow("single-permit.additional-documents")

@@ -70,6 +70,11 @@ def _found(application, contract, row) -> set[str]:
     return found
 
 
+def _open(flow: dict) -> bool:
+    """Enabled, and not waiting for a procedure's start date (Art. 34, 36; none is set in these tests)."""
+    return flow.get("enabled", True) and not flow.get("opens_with")
+
+
 def _counts(hub) -> tuple[int, int]:
     with hub.engine.connect() as conn:
         return (conn.execute(select(func.count()).select_from(messages)).scalar_one(),
@@ -82,8 +87,9 @@ def test_every_party_on_every_flow_may_send_exactly_what_the_files_say(embedded_
     c = DemoClient(embedded_hub.http, embedded_hub.secrets)
     c.load_flows()
     dossier = c.apply(synthetic_application(31))            # competent region: Flanders
-    # Art. 7, 12: the parties to a dossier's procedure are the portal, DVZ and its competent region
-    dossier_parties = {"portal", "dvz", "region.flanders"}
+    # Art. 7, 12: the parties to a dossier's procedure are the portal, DVZ and its competent region,
+    # and the platform itself (ONSS, the processor) on the flows that name it as sender
+    dossier_parties = {"portal", "dvz", "region.flanders", "onss"}
     checked = 0
     for flow_id, flow in FLOWS.items():
         _, sample = FLOW_SAMPLES[flow_id]
@@ -96,8 +102,9 @@ def test_every_party_on_every_flow_may_send_exactly_what_the_files_say(embedded_
             before = _counts(hub)
             r = embedded_hub.post(party, "/v1/messages", body)
             allowed = _matches(party, flow["senders"]) and (creates or party in dossier_parties)
-            if not flow.get("enabled", True):
-                assert r.status_code == 422 and r.json()["error"] == "flow_disabled", (flow_id, party, r.text)
+            if not _open(flow):
+                assert r.status_code == 422 and r.json()["error"] in ("flow_disabled", "procedure_not_started"), \
+                    (flow_id, party, r.text)
             elif allowed:
                 assert r.status_code not in (401, 403), (flow_id, party, r.text)
             else:
@@ -125,6 +132,13 @@ def test_every_recipient_gets_only_the_categories_its_rule_names(embedded_hub):
                                                        "recipients": _recipients(FLOWS[flow_id], set(), sender)})
         assert r.status_code == 202, r.text
         c._await(flow_id, sender, r.json(), 0.0)
+    # the dossier's later life: an appeal on the notified dossier, a reminder, a deemed authorisation
+    c.send("dvz", "single-permit.appeal-lodged", FLOW_SAMPLES["single-permit.appeal-lodged"][1](a))
+    c.send("dvz", "single-permit.appeal-ended", FLOW_SAMPLES["single-permit.appeal-ended"][1](a))
+    c.send("onss", "platform.clock-reminder", FLOW_SAMPLES["platform.clock-reminder"][1](a), ["dvz"])
+    blue = c.apply(synthetic_application(32))
+    c.send("region.flanders", "single-permit.admissible-to-dvz", FLOW_SAMPLES["single-permit.admissible-to-dvz"][1](blue))
+    c.send("onss", "single-permit.deemed-authorisation", FLOW_SAMPLES["single-permit.deemed-authorisation"][1](blue))
     with hub.engine.connect() as conn:
         rows = conn.execute(select(deliveries)).mappings().all()
     application = hub.registry.contracts["application"]
@@ -155,7 +169,7 @@ def test_every_recipient_gets_only_the_categories_its_rule_names(embedded_hub):
                 person_cells += 1
             assert withheld == (found & SPECIAL) - designated, (row["flow_id"], row["recipient"], person)
         seen_flows.add(row["flow_id"])
-    enabled = {f for f, spec in FLOWS.items() if spec.get("enabled", True)}
+    enabled = {f for f, spec in FLOWS.items() if _open(spec)}
     assert seen_flows == enabled, f"flows never delivered in this test: {sorted(enabled - seen_flows)}"
     assert cells == len(rows) * len(CATEGORIES)
     assert special_seen == SPECIAL and person_cells > cells   # the designated persons were exercised

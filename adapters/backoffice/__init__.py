@@ -21,6 +21,8 @@ DVZ_FLOWS = frozenset({
     "single-permit.authorisation-to-municipality",
     "single-permit.negative-decision-notice",
     "single-permit.withdrawal-to-employment-service",
+    "single-permit.appeal-lodged",
+    "single-permit.appeal-ended",
 })
 
 # Flows on which a regional authority sends.
@@ -31,6 +33,8 @@ REGION_FLOWS = frozenset({
     "single-permit.negative-decision-notice",
     "single-permit.withdrawal-to-employment-service",
     "work-permit.authorisation-to-diplomatic-post",
+    "single-permit.appeal-lodged",
+    "single-permit.appeal-ended",
 })
 
 REGIONS = {"flanders": "region.flanders", "wallonia": "region.wallonia", "brussels": "region.brussels",

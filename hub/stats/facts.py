@@ -1,0 +1,77 @@
+"""The anonymous fact behind the statistics (Art. 31–32): one `stats_facts` row per dossier.
+
+No dossier id, no person: only the permit type, region, nationality, year and quarter, the outcome
+and kind of the decision and whole days from complete to decision. The dossier points to its fact
+(`dossiers.fact_id`), never the other way, so when retention deletes the dossier (Art. 27) the link
+goes with it and the fact stays, anonymous. Written in the same transaction as the dossier change.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from hub.dossier import DEEMED, days_between
+from hub.store.schema import stats_facts
+
+__all__ = ["record", "validity_months", "decision_kind"]
+
+
+def record(conn: Connection, dossier: Mapping[str, Any], validity: int | None = None) -> str:
+    """Insert (new dossier) or update the dossier's fact; returns the fact id.
+
+    `dossier` holds the values after the change: on creation every column and the application; on
+    later changes the state, outcomes, kinds and dates (the rest does not change).
+    """
+    changing = {
+        "state": dossier["state"],
+        "residence_outcome": dossier.get("residence_outcome"),
+        "work_outcome": dossier.get("work_outcome"),
+        "decision_kind": decision_kind(dossier),
+        "deemed_authorised": DEEMED in (dossier.get("residence_decision_kind"), dossier.get("work_decision_kind")),
+        **_decided(dossier),
+    }
+    if validity is not None:
+        changing["validity_months"] = validity
+    fact_id = dossier.get("fact_id")
+    if fact_id:
+        conn.execute(update(stats_facts).where(stats_facts.c.id == fact_id).values(**changing))
+        return fact_id
+    application = dossier["application"]
+    submitted = dossier["created_at"]
+    fact_id = str(uuid.uuid4())
+    conn.execute(stats_facts.insert().values(
+        id=fact_id, permit_type=dossier["category"], application_kind=dossier["application_kind"],
+        request_type=application.get("request_type", "first"),
+        region=application["competent_region"], nationality=(application.get("worker") or {}).get("nationality"),
+        submitted_year=submitted.year, submitted_quarter=(submitted.month - 1) // 3 + 1,
+        validity_months=validity, **changing))
+    return fact_id
+
+
+def decision_kind(d: Mapping[str, Any]) -> str | None:
+    """The kind of the act that decided the dossier (Art. 18): a negative part decides the whole."""
+    kinds = [k for k in (d.get("residence_decision_kind"), d.get("work_decision_kind")) if k]
+    negative = [k for k in kinds if not k.endswith("_authorisation")]
+    return (negative or kinds or [None])[0]
+
+
+def _decided(d: Mapping[str, Any]) -> dict[str, Any]:
+    at: datetime | None = d.get("decided_at")
+    if at is None:
+        return {"decided_year": None, "decided_quarter": None, "days_to_decision": None}
+    return {"decided_year": at.year, "decided_quarter": (at.month - 1) // 3 + 1,
+            "days_to_decision": days_between(d.get("complete_at"), at)}
+
+
+def validity_months(payload: Mapping[str, Any]) -> int | None:
+    """Whole months between a decision's valid_from and valid_until (Eurostat: length of validity)."""
+    start, end = payload.get("valid_from"), payload.get("valid_until")
+    if not (start and end):
+        return None
+    a, b = date.fromisoformat(start), date.fromisoformat(end)
+    months = (b.year - a.year) * 12 + (b.month - a.month) - (1 if b.day < a.day else 0)
+    return max(months, 0)
