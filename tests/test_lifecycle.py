@@ -57,13 +57,25 @@ def test_the_procedure_records_dates_retention_and_an_anonymous_fact(running_hub
     assert fact["nationality"] == a["application"]["worker"]["nationality"]
     assert (fact["submitted_year"], fact["submitted_quarter"]) == (a["created_at"].year, (a["created_at"].month - 1) // 3 + 1)
 
+    # the region later withdraws the work authorisation: decided and notified again; 5 years from then
+    c.send("region.flanders", "single-permit.work-decision",
+           samples.sample_work_decision(ids["a"], outcome="withdrawn", decision_kind="work_withdrawal"))
+    c.send("dvz", "single-permit.single-act-notified", samples.sample_single_act(ids["a"], work_outcome="withdrawn"))
+    withdrawn = _dossier(hc.hub, ids["a"])
+    assert withdrawn["state"] == "notified" and withdrawn["work_outcome"] == "withdrawn"
+    assert withdrawn["notified_at"] > a["notified_at"]
+    assert withdrawn["retain_until"].year == withdrawn["notified_at"].year + 5
+    fact = _fact(hc.hub, a["fact_id"])      # the grant stays counted; the withdrawal is counted apart
+    assert fact["decision_kind"] == "residence_authorisation" and fact["decided_year"] == a["decided_at"].year
+    assert fact["ended_kind"] == "work_withdrawal" and fact["ended_year"] == withdrawn["decided_at"].year
+
     # an appeal holds the dossier; its end keeps it one more year at least
     c.send("dvz", "single-permit.appeal-lodged", samples.sample_appeal_lodged(ids["a"]))
     held = _dossier(hc.hub, ids["a"])
     assert held["state"] == "appeal_pending" and held["retain_until"] is None
     c.send("dvz", "single-permit.appeal-ended", samples.sample_appeal_ended(ids["a"]))
     closed = _dossier(hc.hub, ids["a"])
-    assert closed["state"] == "closed" and closed["retain_until"] == a["retain_until"]
+    assert closed["state"] == "closed" and closed["retain_until"] == withdrawn["retain_until"]
     assert _fact(hc.hub, a["fact_id"])["state"] == "closed"
 
 

@@ -8,7 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import audit
-from hub.api import authorities, consultations, contracts, enrichment, portal, security, system
+from hub.api import (
+    authorities, consultations, contracts, enrichment, portal, security, stats, system,
+)
 from hub.api.hardening import SecurityHeaders
 from hub.api.ratelimit import RateLimit
 from hub.audit import AuditEvent
@@ -27,6 +29,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(enrichment.router)
     app.include_router(consultations.router)
     app.include_router(security.router)
+    app.include_router(stats.router)
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, err: HubError) -> JSONResponse:

@@ -17,7 +17,9 @@ from sqlalchemy import Connection, update
 from hub.dossier import DEEMED, days_between
 from hub.store.schema import stats_facts
 
-__all__ = ["record", "validity_months", "decision_kind"]
+__all__ = ["record", "validity_months", "decision_kind", "ENDING"]
+
+ENDING = ("_withdrawal", "_end")   # kinds that end a permit already granted (Art. 18)
 
 
 def record(conn: Connection, dossier: Mapping[str, Any], validity: int | None = None) -> str:
@@ -26,14 +28,21 @@ def record(conn: Connection, dossier: Mapping[str, Any], validity: int | None = 
     `dossier` holds the values after the change: on creation every column and the application; on
     later changes the state, outcomes, kinds and dates (the rest does not change).
     """
-    changing = {
-        "state": dossier["state"],
-        "residence_outcome": dossier.get("residence_outcome"),
-        "work_outcome": dossier.get("work_outcome"),
-        "decision_kind": decision_kind(dossier),
-        "deemed_authorised": DEEMED in (dossier.get("residence_decision_kind"), dossier.get("work_decision_kind")),
-        **_decided(dossier),
-    }
+    kind = decision_kind(dossier)
+    if dossier.get("notified_at") is not None and kind and kind.endswith(ENDING):
+        # the permit, decided and notified before, is withdrawn or ended: that decision stays counted
+        at = dossier["decided_at"]
+        changing = {"state": dossier["state"], "ended_kind": kind, "ended_year": at.year,
+                    "ended_quarter": (at.month - 1) // 3 + 1}
+    else:
+        changing = {
+            "state": dossier["state"],
+            "residence_outcome": dossier.get("residence_outcome"),
+            "work_outcome": dossier.get("work_outcome"),
+            "decision_kind": kind,
+            "deemed_authorised": DEEMED in (dossier.get("residence_decision_kind"), dossier.get("work_decision_kind")),
+            **_decided(dossier),
+        }
     if validity is not None:
         changing["validity_months"] = validity
     fact_id = dossier.get("fact_id")
@@ -48,7 +57,7 @@ def record(conn: Connection, dossier: Mapping[str, Any], validity: int | None = 
         request_type=application.get("request_type", "first"),
         region=application["competent_region"], nationality=(application.get("worker") or {}).get("nationality"),
         submitted_year=submitted.year, submitted_quarter=(submitted.month - 1) // 3 + 1,
-        validity_months=validity, **changing))
+        validity_months=validity, **{"deemed_authorised": False, **changing}))
     return fact_id
 
 

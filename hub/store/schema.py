@@ -225,5 +225,9 @@ stats_facts = Table(
     Column("days_to_decision", Integer),
     Column("validity_months", Integer),
     Column("deemed_authorised", Boolean, nullable=False),
+    # a later withdrawal or end of the granted permit (Art. 18): the decision above stays as it was
+    Column("ended_kind", String(32)),                    # e.g. residence_withdrawal, work_withdrawal, residence_end
+    Column("ended_year", Integer),
+    Column("ended_quarter", Integer),
 )
 Index("ix_stats_facts_period", stats_facts.c.submitted_year, stats_facts.c.submitted_quarter)

@@ -87,6 +87,9 @@ def upgrade() -> None:
         sa.Column("days_to_decision", sa.Integer),
         sa.Column("validity_months", sa.Integer),
         sa.Column("deemed_authorised", sa.Boolean, nullable=False),
+        sa.Column("ended_kind", sa.String(32)),
+        sa.Column("ended_year", sa.Integer),
+        sa.Column("ended_quarter", sa.Integer),
     )
     op.create_index("ix_stats_facts_period", "stats_facts", ["submitted_year", "submitted_quarter"])
 
