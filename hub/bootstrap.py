@@ -14,9 +14,11 @@ from adapters.base import Enricher, Resilient, SourceConfig, load_adapters
 from hub import oplog
 from hub.audit import checkpoint_now
 from hub.auth import TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
+from hub.clocks import ClockRules, load_clocks
 from hub.consultation import Consultation, load_consultations
 from hub.designations import Designations, load_designations
 from hub.enrichment import Enrichment
+from hub.envelope import utcnow
 from hub.flows import Registry, default_contracts_dir, load_registry
 from hub.pipeline import Ingress
 from hub.routing import ROUTE_QUEUE, Relay, Router, party_queue
@@ -38,6 +40,7 @@ class Hub:
     sources: dict[str, Enricher] = field(default_factory=dict)
     consultations: dict[str, Consultation] = field(default_factory=dict)   # Art. 25, 26
     designations: Designations = field(default_factory=Designations)      # Art. 16, 17: deny by default
+    clocks: ClockRules | None = None                                      # statutory clocks (contracts/clocks.yaml)
     wake: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -73,6 +76,18 @@ class Hub:
             self._spawn(f"router-{i}", lambda r=router: r.run(self.stop, self.settings.worker_prefetch))
         self._spawn("enricher", lambda: self.enrichment.run(self.stop, self.enrich_wake))
         self._spawn("audit-sealer", self._seal_periodically)
+        if self.clocks is not None and self.settings.clock_scan_seconds > 0:
+            self._spawn("clocks", self._scan_clocks)
+
+    def _scan_clocks(self) -> None:
+        """Statutory clocks (61/27-4, 61/29-4, 61/29-5): start, stop, remind, expire or deem
+        authorised, every clock_scan_seconds. Safe beside other workers doing the same."""
+        from hub import clocks
+        while not self.stop.wait(self.settings.clock_scan_seconds):
+            try:
+                clocks.sync(self.ingress, self.clocks, utcnow())
+            except Exception as err:  # noqa: BLE001 - the next round tries again
+                log.warning("clock_scan_failed", error=type(err).__name__)
 
     def _seal_periodically(self) -> None:
         """An idle hub still seals its audit tail every audit_checkpoint_seconds (busy ones seal as they append)."""
@@ -126,6 +141,7 @@ def build_hub(settings: Settings | None = None) -> Hub:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     registry = load_registry(settings.contracts_dir or default_contracts_dir())
     designations = load_designations(settings.contracts_dir or default_contracts_dir(), registry)
+    clocks = load_clocks(settings.contracts_dir or default_contracts_dir(), registry)
     engine = open_engine(settings.resolved_database_url())
     migrate(engine)
     transport = open_transport(settings.resolved_broker_url())
@@ -146,6 +162,7 @@ def build_hub(settings: Settings | None = None) -> Hub:
     hub = Hub(settings, registry, engine, transport, tokens, build_sources(settings, wanted))
     hub.consultations = load_consultations(settings.contracts_dir or default_contracts_dir(), registry)
     hub.designations = designations
+    hub.clocks = clocks
     return hub
 
 

@@ -132,6 +132,30 @@ def procedure(c: DemoClient) -> None:
            recipients=["region.wallonia"])
 
 
+def blue_card_clock(c: DemoClient) -> dict[str, Any]:
+    """Applicant C: an EU Blue Card application declared complete; DVZ's 90-day clock starts
+    (contracts/clocks.yaml). Returns the dossier's clocks as DVZ reads them."""
+    card = c.apply(samples.synthetic_application(3, "brussels", category="eu_blue_card"))
+    c.send("region.brussels", "single-permit.admissible-to-dvz",
+           samples.sample_admissibility_decision(card, region="region.brussels"))
+    r = c.http.get(f"/v1/dossiers/{card}/clocks", headers=c.headers("dvz"))
+    _expect(r, 200)
+    return r.json()
+
+
+def render_clocks(console: Console, view: dict[str, Any]) -> None:
+    table = Table(title=f"statutory clocks of dossier …{view['dossier_id'][-6:]} (contracts/clocks.yaml)",
+                  caption="articles of the Law of 15 December 1980 · a deadline on a weekend or public "
+                          "holiday moves to the next working day")
+    for col in ("clock", "holder", "started", "due", "days left", "at expiry", "legal basis"):
+        table.add_column(col, no_wrap=col in ("clock", "started", "due"))
+    for k in view["clocks"]:
+        table.add_row(k["clock"], k["holder"], k["started_at"][:10], k["due_at"][:10], str(k["days_left"]),
+                      k["on_expiry"].replace("_", " "),
+                      "; ".join(b.replace("Law of 15 December 1980, ", "") for b in k["legal_basis"]))
+    console.print(table)
+
+
 def render(console: Console, timeline: list[Step]) -> None:
     table = Table(title="combined procedure — who sent what to whom, why, and how fast",
                   caption="why: purpose of Art. 10 · data: categories the recipients received · "
@@ -230,8 +254,10 @@ def run_demo(console: Console, url: str | None) -> int:
                 client = DemoClient(http, secrets)
                 client.load_flows()
                 procedure(client)
+                clocks = blue_card_clock(client)
             render(console, client.timeline)
             render_enrichment(console, client.enrichments)
+            render_clocks(console, clocks)
         # after the in-process hub closed (it seals its audit tail on the way out); a running hub
         # seals every HUB_AUDIT_CHECKPOINT_SECONDS
         engine = open_engine(used.resolved_database_url())

@@ -87,7 +87,7 @@ def change(dossier: Mapping[str, Any], target: str | None, payload: Mapping[str,
         if current in EXAMINING or (current in FINAL and _ends_a_permit(payload)):
             return _decision(dossier, payload, at)
     elif target == "decided":             # deemed authorisation: no decision within the deadline
-        if current in EXAMINING:
+        if current in EXAMINING and not any(dossier.get(f"{p}_outcome") in NEGATIVE for p in ("residence", "work")):
             kinds = {f"{part}_decision_kind": DEEMED for part in ("residence", "work")}
             return {"state": "decided", "residence_outcome": "granted", "work_outcome": "granted",
                     **kinds, "decided_at": at}

@@ -33,6 +33,7 @@ def test_demo_runs_the_procedure_and_verifies_the_audit(tmp_path, monkeypatch):
     result = runner.invoke(app, ["demo"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "negative-decision-notice" in result.output
+    assert "blue-card.decision" in result.output and "deemed authorisation" in result.output   # the clock
     assert "audit chain intact" in result.output and " 0 unsealed" in result.output   # sealed on close
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from hub import audit
 from hub.api import (
-    authorities, consultations, contracts, enrichment, portal, rights, security, stats, system,
+    authorities, clocks, consultations, contracts, enrichment, portal, rights, security, stats, system,
 )
 from hub.api.hardening import SecurityHeaders
 from hub.api.ratelimit import RateLimit
@@ -29,6 +29,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(enrichment.router)
     app.include_router(consultations.router)
     app.include_router(security.router)
+    app.include_router(clocks.router)
     app.include_router(rights.router)
     app.include_router(stats.router)
 
