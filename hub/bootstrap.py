@@ -78,6 +78,21 @@ class Hub:
         self._spawn("audit-sealer", self._seal_periodically)
         if self.clocks is not None and self.settings.clock_scan_seconds > 0:
             self._spawn("clocks", self._scan_clocks)
+        if self.settings.retention_run_seconds > 0:
+            self._spawn("retention", self._retain_periodically)
+
+    def _retain_periodically(self) -> None:
+        """Art. 27: delete the dossiers whose retention ended, every retention_run_seconds, in
+        batches (one transaction each: nothing half-deleted); a stopping hub ends between batches."""
+        from hub import retention
+        while not self.stop.wait(self.settings.retention_run_seconds):
+            try:
+                r = retention.run(self.engine, utcnow(), batch=self.settings.retention_batch, stop=self.stop)
+                if r.dossiers or r.remaining:
+                    log.info("retention_run", dossiers=r.dossiers, rows=r.total_rows, remaining=r.remaining,
+                             elapsed_s=round(r.elapsed_s, 3))
+            except Exception as err:  # noqa: BLE001 - the next round tries again
+                log.warning("retention_failed", error=type(err).__name__)
 
     def _scan_clocks(self) -> None:
         """Statutory clocks (61/27-4, 61/29-4, 61/29-5): start, stop, remind, expire or deem

@@ -147,8 +147,8 @@ cli_security.register(audit_app, flows_app)
 app.add_typer(cli_contracts.app, name="contracts")
 from hub import cli_designations  # noqa: E402  designations list (Art. 16–17)
 cli_designations.register(app)
-from hub import cli_clocks, cli_rights, cli_stats  # noqa: E402  the dossier's life (Art. 27-32)
-for _module in (cli_clocks, cli_rights, cli_stats):
+from hub import cli_clocks, cli_retention, cli_rights, cli_stats  # noqa: E402  the dossier's life (Art. 27-32)
+for _module in (cli_clocks, cli_retention, cli_rights, cli_stats):
     _module.register(app)
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Any
 
 from hub.errors import InvalidTransition
 
-__all__ = ["STATES", "EXAMINING", "change", "outcome_of", "parts_needed", "retain_until", "add_years"]
+__all__ = ["STATES", "EXAMINING", "change", "outcome_of", "parts_needed", "retain_until", "retention", "add_years"]
 
 STATES: tuple[str, ...] = (
     "submitted", "incomplete", "under_examination", "residence_decided", "work_decided", "decided",
@@ -131,17 +131,23 @@ def _decision(dossier: Mapping[str, Any], payload: Mapping[str, Any], at: dateti
 
 def retain_until(d: Mapping[str, Any]) -> datetime | None:
     """Art. 27 for a dossier's values after a change; None keeps it (undecided, or on legal hold)."""
+    return retention(d)[0]
+
+
+def retention(d: Mapping[str, Any]) -> tuple[datetime | None, str | None]:
+    """(retain_until, the Art. 27 rule that gives it: granted | negative | after_appeal)."""
     if d["state"] not in FINAL or d.get("notified_at") is None:
-        return None
+        return None, None
     needed = parts_needed(d.get("application_kind") or "single_permit")
-    outcomes = [d.get(f"{p}_outcome") for p in needed]
-    if all(o == "granted" for o in outcomes):
-        base = add_years(_aware(d["created_at"]), GRANTED_YEARS)
+    if all(d.get(f"{p}_outcome") == "granted" for p in needed):
+        until, rule = add_years(_aware(d["created_at"]), GRANTED_YEARS), "granted"
     else:
-        base = add_years(_aware(d["notified_at"]), NEGATIVE_YEARS)
+        until, rule = add_years(_aware(d["notified_at"]), NEGATIVE_YEARS), "negative"
     if d.get("appeal_ended_at") is not None:
-        base = max(base, add_years(_aware(d["appeal_ended_at"]), AFTER_APPEAL_YEARS))
-    return base
+        after = add_years(_aware(d["appeal_ended_at"]), AFTER_APPEAL_YEARS)
+        if after > until:
+            until, rule = after, "after_appeal"
+    return until, rule
 
 
 def add_years(t: datetime, years: int) -> datetime:

@@ -68,6 +68,7 @@ outbox = Table(
 )
 Index("ix_outbox_pending", outbox.c.id, sqlite_where=outbox.c.relayed_at.is_(None),
       postgresql_where=outbox.c.relayed_at.is_(None))
+Index("ix_outbox_message", outbox.c.message_id)   # retention deletes a dossier's messages' rows
 
 deliveries = Table(
     "deliveries", metadata,

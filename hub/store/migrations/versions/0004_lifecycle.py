@@ -34,6 +34,7 @@ def upgrade() -> None:
     op.create_index("ix_dossiers_subject_passport", "dossiers", ["subject_passport"])
     op.create_index("ix_dossiers_retain_until", "dossiers", ["retain_until"])
     op.create_index("ix_messages_received", "messages", ["received_at"])
+    op.create_index("ix_outbox_message", "outbox", ["message_id"])      # retention deletes by message
     op.create_table(
         "dossier_clocks",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -99,6 +100,7 @@ def downgrade() -> None:
     op.drop_table("rights_requests")
     op.drop_table("dossier_clocks")
     op.drop_index("ix_messages_received", "messages")
+    op.drop_index("ix_outbox_message", "outbox")
     for name in ("ix_dossiers_retain_until", "ix_dossiers_subject_passport", "ix_dossiers_subject_insz"):
         op.drop_index(name, "dossiers")
     with op.batch_alter_table("dossiers") as batch:
