@@ -29,7 +29,7 @@ from hub.store import reader
 from hub.store.group_commit import Batch, GroupCommit
 from hub.store.notify import announce
 from hub.stats import facts
-from hub.store.schema import dossiers, messages, outbox
+from hub.store.schema import dossiers, messages, outbox, stats_facts
 
 
 @dataclass
@@ -250,7 +250,9 @@ def _write_dossier(batch: Batch, flow: Flow, env: Envelope, dossier: dict[str, A
                    competent_region=dossier["competent_region"], state=values["state"], application=p,
                    created_at=now, updated_at=now, subject_insz=worker.get("insz"),
                    subject_passport=worker.get("passport_number"))
-        row["fact_id"] = facts.record(conn, row)
+        fact = facts.new_fact(row)                                  # Art. 31-32, anonymous
+        row["fact_id"] = fact["id"]
+        batch.insert(stats_facts, fact)
         batch.insert(dossiers, row)
         return
     values["updated_at"] = now

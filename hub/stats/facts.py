@@ -17,17 +17,27 @@ from sqlalchemy import Connection, update
 from hub.dossier import DEEMED, days_between
 from hub.store.schema import stats_facts
 
-__all__ = ["record", "validity_months", "decision_kind", "ENDING"]
+__all__ = ["new_fact", "record", "validity_months", "decision_kind", "ENDING"]
 
 ENDING = ("_withdrawal", "_end")   # kinds that end a permit already granted (Art. 18)
 
 
-def record(conn: Connection, dossier: Mapping[str, Any], validity: int | None = None) -> str:
-    """Insert (new dossier) or update the dossier's fact; returns the fact id.
+def new_fact(dossier: Mapping[str, Any]) -> dict[str, Any]:
+    """The fact row of a dossier being created (its id goes into dossiers.fact_id)."""
+    application, submitted = dossier["application"], dossier["created_at"]
+    return dict(
+        id=str(uuid.uuid4()), permit_type=dossier["category"], application_kind=dossier["application_kind"],
+        request_type=application.get("request_type", "first"), region=application["competent_region"],
+        nationality=(application.get("worker") or {}).get("nationality"),
+        submitted_year=submitted.year, submitted_quarter=(submitted.month - 1) // 3 + 1,
+        state=dossier["state"], residence_outcome=None, work_outcome=None, decision_kind=None,
+        decided_year=None, decided_quarter=None, days_to_decision=None, validity_months=None,
+        deemed_authorised=False, ended_kind=None, ended_year=None, ended_quarter=None)
 
-    `dossier` holds the values after the change: on creation every column and the application; on
-    later changes the state, outcomes, kinds and dates (the rest does not change).
-    """
+
+def record(conn: Connection, dossier: Mapping[str, Any], validity: int | None = None) -> None:
+    """Update the dossier's fact after a change: state, outcome and kind of the decision, its period
+    and days from complete; a later withdrawal or end of the permit is recorded apart."""
     kind = decision_kind(dossier)
     if dossier.get("notified_at") is not None and kind and kind.endswith(ENDING):
         # the permit, decided and notified before, is withdrawn or ended: that decision stays counted
@@ -45,20 +55,7 @@ def record(conn: Connection, dossier: Mapping[str, Any], validity: int | None = 
         }
     if validity is not None:
         changing["validity_months"] = validity
-    fact_id = dossier.get("fact_id")
-    if fact_id:
-        conn.execute(update(stats_facts).where(stats_facts.c.id == fact_id).values(**changing))
-        return fact_id
-    application = dossier["application"]
-    submitted = dossier["created_at"]
-    fact_id = str(uuid.uuid4())
-    conn.execute(stats_facts.insert().values(
-        id=fact_id, permit_type=dossier["category"], application_kind=dossier["application_kind"],
-        request_type=application.get("request_type", "first"),
-        region=application["competent_region"], nationality=(application.get("worker") or {}).get("nationality"),
-        submitted_year=submitted.year, submitted_quarter=(submitted.month - 1) // 3 + 1,
-        validity_months=validity, **{"deemed_authorised": False, **changing}))
-    return fact_id
+    conn.execute(update(stats_facts).where(stats_facts.c.id == dossier["fact_id"]).values(**changing))
 
 
 def decision_kind(d: Mapping[str, Any]) -> str | None:
