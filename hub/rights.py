@@ -15,14 +15,14 @@ import calendar
 import re
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, or_, select, update
 
 from hub import audit
 from hub.audit import AuditEvent
+from hub.clocks.rules import Calendar
 from hub.designations import SPECIAL_CATEGORIES
 from hub.envelope import iso_utc
 from hub.errors import InvalidTransition, MalformedMessage, NotAuthorised, NotFound
@@ -35,7 +35,7 @@ __all__ = [
     "KINDS", "CONCERNING", "EXPORT_KINDS", "OUTCOMES", "EXPORT_FORMAT", "RightsRequest",
     "submit_request", "acknowledgment", "get_request", "list_requests", "answer", "export_subject",
     "export_for_request", "record_listing", "check_identifiers", "may_bring_requests", "due_date",
-    "add_months", "belgian_public_holidays", "normalise_passport",
+    "add_months", "normalise_passport",
 ]
 
 KINDS = ("access", "rectification", "erasure", "restriction", "portability", "objection")
@@ -46,7 +46,7 @@ EXPORT_KINDS = frozenset({"access", "portability"})
 OUTCOMES = ("granted", "partly_granted", "refused", "no_data")
 EXPORT_FORMAT = "wib-hub.subject-export/1"
 LEGAL_BASIS = ("Art. 28", "Art. 29", "GDPR art. 12(3)")
-BRUSSELS = ZoneInfo("Europe/Brussels")
+CALENDAR = Calendar("Europe/Brussels", "BE")   # the statutory clocks' calendar (hub/clocks)
 _PASSPORT = re.compile(r"[A-Z0-9]{5,20}")   # as the application contract has it
 _NEXT_STEPS = {
     "access": "The controller checks your identity and sends you a copy of your data held on the platform.",
@@ -68,34 +68,13 @@ def add_months(day: date, months: int) -> date:
     return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
-def _easter(year: int) -> date:
-    # Anonymous Gregorian algorithm (Meeus/Jones/Butcher)
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    l_ = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l_) // 451
-    month, day = divmod(h + l_ - 7 * m + 114, 31)
-    return date(year, month, day + 1)
-
-
-def belgian_public_holidays(year: int) -> frozenset[date]:
-    """The ten legal public holidays (Royal Decree of 18 April 1974)."""
-    easter = _easter(year)
-    fixed = [(1, 1), (5, 1), (7, 21), (8, 15), (11, 1), (11, 11), (12, 25)]
-    return frozenset([date(year, m, d) for m, d in fixed]
-                     + [easter + timedelta(days=n) for n in (1, 39, 50)])  # Easter and Whit Monday, Ascension
-
-
 def due_date(received_at: datetime) -> datetime:
     """GDPR art. 12(3): one month from receipt (module docstring: how the month is counted), as the
     last second of the due day in Brussels, in UTC."""
-    day = add_months(received_at.astimezone(BRUSSELS).date(), 1)
-    while day.weekday() >= 5 or day in belgian_public_holidays(day.year):
+    day = add_months(CALENDAR.local_date(received_at), 1)
+    while not CALENDAR.is_working_day(day):
         day += timedelta(days=1)
-    return datetime.combine(day, time(23, 59, 59), BRUSSELS).astimezone(timezone.utc)
+    return CALENDAR.end_of(day)
 
 
 # --- the request -------------------------------------------------------------------------------------
