@@ -139,12 +139,8 @@ def ensure_token_key(path: Path) -> str:
 
 
 class ReplayCache:
-    """Assertion ids (`jti`) seen, kept until the assertion expires.
-
-    In-process: with several API processes behind a balancer, an assertion replayed to another
-    process within its (≤ 5 min) lifetime is not detected; run one API process per hub, or pin a
-    client to one process, until the cache moves into the database.
-    """
+    """Assertion ids (`jti`) seen, kept until the assertion expires, in this process (unit tests, a
+    single API process). The hub uses StoredReplayCache: shared by every API process."""
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], float] = {}
@@ -161,15 +157,43 @@ class ReplayCache:
             return True
 
 
+class StoredReplayCache:
+    """Assertion ids in the store (`assertion_ids`, unique per client and jti, the jti hashed): an
+    assertion replayed to any API process of the hub is refused. Expired ids are pruned now and then."""
+
+    PRUNE_EVERY = 1000
+
+    def __init__(self, engine: Any) -> None:
+        self._engine, self._uses, self._lock = engine, 0, threading.Lock()
+
+    def first_use(self, client_id: str, jti: str, expires_at: float) -> bool:
+        from sqlalchemy import delete
+        from sqlalchemy.exc import IntegrityError
+
+        from hub.store.schema import assertion_ids
+        with self._lock:
+            self._uses += 1
+            prune = self._uses % self.PRUNE_EVERY == 1
+        try:
+            with self._engine.begin() as conn:
+                if prune:
+                    conn.execute(delete(assertion_ids).where(assertion_ids.c.expires_at < time.time()))
+                conn.execute(assertion_ids.insert().values(
+                    client_id=client_id[:64], jti_sha256=_sha256(jti), expires_at=expires_at + CLOCK_SKEW_SECONDS))
+        except IntegrityError:
+            return False
+        return True
+
+
 def _refuse(detail: str, code: str = "invalid_client") -> NotAuthenticated:
     return NotAuthenticated(detail, code=code)
 
 
 class TokenIssuer:
     def __init__(self, key: str, clients: dict[str, Client], roles: dict[str, tuple[str, ...]],
-                 ttl_seconds: int = 300):
+                 ttl_seconds: int = 300, replays: ReplayCache | StoredReplayCache | None = None):
         self._key, self._clients, self._roles, self._ttl = key, clients, roles, ttl_seconds
-        self._replays = ReplayCache()
+        self._replays = replays or ReplayCache()
         self._subjects = {c.certificate_subject: c.party for c in clients.values() if c.certificate_subject}
 
     # -- client authentication at /oauth/token --------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from adapters.base import Enricher, Resilient, SourceConfig, load_adapters
 from hub import oplog
 from hub.audit import checkpoint_now
-from hub.auth import TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
+from hub.auth import StoredReplayCache, TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
 from hub.clocks import ClockRules, load_clocks
 from hub.consultation import Consultation, load_consultations
 from hub.designations import Designations, load_designations
@@ -169,7 +169,8 @@ def build_hub(settings: Settings | None = None) -> Hub:
         ensure_clients_file(clients_file, registry.parties)
     key = settings.token_key or ensure_token_key(settings.token_key_file or settings.data_dir / "token.key")
     roles = {p.id: p.roles for p in registry.parties.values()}
-    tokens = TokenIssuer(key, load_clients(clients_file), roles, settings.token_ttl_seconds)
+    tokens = TokenIssuer(key, load_clients(clients_file), roles, settings.token_ttl_seconds,
+                         replays=StoredReplayCache(engine))   # a replay to any API process is refused
     from hub.audit import checkpoints  # signed checkpoints of the audit chain (GDPR Art. 32)
     checkpoints.configure(engine, checkpoints.ensure_key(settings.resolved_audit_key_file()),
                           settings.audit_checkpoint_events, settings.audit_checkpoint_seconds)

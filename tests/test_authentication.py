@@ -211,6 +211,25 @@ def test_replayed_assertion_is_refused(h):
     _refused(h, r, 401, "assertion_replayed", before)
 
 
+def test_a_replay_to_another_api_process_is_refused(tmp_path, store_url):
+    """Several `wib-hub api` processes share the store: an assertion used at one is refused at the
+    other (each process has its own TokenIssuer; the replay cache is the `assertion_ids` table)."""
+    from hub.auth import StoredReplayCache, TokenIssuer
+    from hub.errors import NotAuthenticated
+    from hub.store import migrate, open_engine
+    engine = open_engine(store_url)
+    migrate(engine)
+    clients = load_clients(write_clients(tmp_path / "clients.json"))
+    first, second = (TokenIssuer("k" * 48, clients, {}, replays=StoredReplayCache(engine)) for _ in range(2))
+    signed = assertion("dvz")
+    assert first.check_assertion(signed, [TOKEN_URL]) == "dvz"
+    with pytest.raises(NotAuthenticated) as err:
+        second.check_assertion(signed, [TOKEN_URL])
+    assert err.value.code == "assertion_replayed"
+    assert second.check_assertion(assertion("dvz"), [TOKEN_URL]) == "dvz"     # a fresh jti passes
+    engine.dispose()
+
+
 def test_assertion_of_one_party_cannot_get_a_token_for_another(h):
     before = _counts(h.hub)
     r = h.http.post("/oauth/token", data=token_form("dvz", assertion("portal")))

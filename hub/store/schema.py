@@ -5,7 +5,7 @@ The migrations in migrations/versions/ create exactly these; a test compares the
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
+    JSON, BigInteger, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
     UniqueConstraint,
 )
 
@@ -232,3 +232,12 @@ stats_facts = Table(
     Column("ended_quarter", Integer),
 )
 Index("ix_stats_facts_period", stats_facts.c.submitted_year, stats_facts.c.submitted_quarter)
+
+# private_key_jwt client assertions already used (hub/auth.py StoredReplayCache): one row per client
+# and jti (hashed) until the assertion expires, shared by every API process.
+assertion_ids = Table(
+    "assertion_ids", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti_sha256", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False, index=True),   # seconds since the epoch
+)

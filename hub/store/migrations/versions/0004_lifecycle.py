@@ -1,5 +1,6 @@
 """The dossier's life (Art. 18, 27-29, 31-32): the state machine's dates, statutory clocks,
-retention, data-subject rights requests and the anonymous statistics that survive deletion.
+retention, data-subject rights requests and the anonymous statistics that survive deletion; and
+the client assertions already used, shared by every API process.
 
 Revision ID: 0004
 Revises: 0003
@@ -93,9 +94,18 @@ def upgrade() -> None:
         sa.Column("ended_quarter", sa.Integer),
     )
     op.create_index("ix_stats_facts_period", "stats_facts", ["submitted_year", "submitted_quarter"])
+    # client assertions used (hub/auth.py): replay refused across API processes
+    op.create_table(
+        "assertion_ids",
+        sa.Column("client_id", sa.String(64), primary_key=True),
+        sa.Column("jti_sha256", sa.String(64), primary_key=True),
+        sa.Column("expires_at", sa.Float, nullable=False),
+    )
+    op.create_index("ix_assertion_ids_expires_at", "assertion_ids", ["expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("assertion_ids")
     op.drop_table("stats_facts")
     op.drop_table("rights_requests")
     op.drop_table("dossier_clocks")
