@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     mtls_header: str | None = Field(None, description="header in which a TLS-terminating proxy passes the verified client-certificate subject; off by default")
     rate_limit_per_second: float = Field(100.0, description="sustained requests per second per party; 0 disables rate limiting")
     rate_limit_burst: int = Field(300, description="requests a party may send at once before the sustained rate applies")
+    token_rate_limit_per_minute: int = Field(30, description="token requests per client id per minute (and at once) at /oauth/token, against guessing; 0 disables")
     queue_prefix: str = Field("", description="prefix of every queue name, to share one broker between hubs")
     log_level: str = Field("INFO", description="operational log level (JSON lines on stderr)")
     host: str = "127.0.0.1"

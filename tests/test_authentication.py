@@ -230,6 +230,26 @@ def test_a_replay_to_another_api_process_is_refused(tmp_path, store_url):
     engine.dispose()
 
 
+def test_token_requests_are_limited_per_client_id(tmp_path):
+    """Guessing a client's secret: after the limit, 429 with Retry-After before any check, one
+    `rejected` event each; another client is not held up."""
+    gen = _hub(tmp_path, token_rate_limit_per_minute=3)
+    h = next(gen)
+    try:
+        guess = {"grant_type": "client_credentials", "client_id": "dvz", "client_secret": "guess"}
+        for _ in range(3):
+            assert h.http.post("/oauth/token", data=guess).status_code == 401
+        before = _counts(h.hub)
+        r = h.http.post("/oauth/token", data=guess)
+        _refused(h, r, 429, "rate_limited", before)
+        assert int(r.headers["Retry-After"]) >= 1
+        good = {**guess, "client_secret": h.secrets["dvz"]["secret"]}
+        assert h.http.post("/oauth/token", data=good).status_code == 429   # the right secret waits too
+        assert h.http.post("/oauth/token", data=token_form("portal", assertion("portal"))).status_code == 200
+    finally:
+        gen.close()
+
+
 def test_assertion_of_one_party_cannot_get_a_token_for_another(h):
     before = _counts(h.hub)
     r = h.http.post("/oauth/token", data=token_form("dvz", assertion("portal")))

@@ -12,16 +12,18 @@ from hub.api import (
     authorities, clocks, consultations, contracts, enrichment, portal, rights, security, stats, system,
 )
 from hub.api.hardening import SecurityHeaders
-from hub.api.ratelimit import RateLimit
+from hub.api.ratelimit import RateLimit, RateLimiter
 from hub.audit import AuditEvent
 from hub.bootstrap import Hub
-from hub.errors import HubError, MalformedMessage, PayloadTooLarge
+from hub.errors import HubError, MalformedMessage, PayloadTooLarge, RateLimited
 
 
 def create_app(hub: Hub) -> FastAPI:
     app = FastAPI(title="wib-hub", version="0.1.0",
                   description="Data-exchange hub of the single-permit platform (Working in Belgium).")
     app.state.hub = hub
+    per_minute = hub.settings.token_rate_limit_per_minute   # /oauth/token, per client id (hub/api/system.py)
+    app.state.token_limiter = RateLimiter(per_minute / 60, per_minute) if per_minute > 0 else None
     app.include_router(system.router)
     app.include_router(portal.router)
     app.include_router(authorities.router)
@@ -37,8 +39,10 @@ def create_app(hub: Hub) -> FastAPI:
     async def _hub_error(request: Request, err: HubError) -> JSONResponse:
         if not getattr(err, "audited", False):
             record_refusal(hub, request, err)
-        return JSONResponse(err.as_body(), status_code=err.status,
-                            headers={"WWW-Authenticate": "Bearer"} if err.status == 401 else None)
+        headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+        if isinstance(err, RateLimited):
+            headers = {"Retry-After": str(err.retry_after)}
+        return JSONResponse(err.as_body(), status_code=err.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, err: RequestValidationError) -> JSONResponse:
