@@ -33,7 +33,7 @@ from hub.store.schema import deliveries, dossier_clocks, dossiers, enrichments, 
 
 __all__ = [
     "KINDS", "CONCERNING", "EXPORT_KINDS", "OUTCOMES", "EXPORT_FORMAT", "RightsRequest",
-    "submit_request", "acknowledgment", "get_request", "list_requests", "answer", "export_subject",
+    "submit_request", "acknowledgment", "get_request", "list_requests", "answer", "extend", "export_subject",
     "export_for_request", "record_listing", "check_identifiers", "may_bring_requests", "due_date",
     "add_months", "normalise_passport",
 ]
@@ -71,10 +71,13 @@ def add_months(day: date, months: int) -> date:
 def due_date(received_at: datetime) -> datetime:
     """GDPR art. 12(3): one month from receipt (module docstring: how the month is counted), as the
     last second of the due day in Brussels, in UTC."""
-    day = add_months(CALENDAR.local_date(received_at), 1)
+    return CALENDAR.end_of(_working_day(add_months(CALENDAR.local_date(received_at), 1)))
+
+
+def _working_day(day: date) -> date:
     while not CALENDAR.is_working_day(day):
         day += timedelta(days=1)
-    return CALENDAR.end_of(day)
+    return day
 
 
 # --- the request -------------------------------------------------------------------------------------
@@ -95,6 +98,8 @@ class RightsRequest:
     state: str
     answered_at: datetime | None = None
     answer: dict[str, Any] | None = None
+    extended_at: datetime | None = None
+    extension_reason: str | None = None
 
     def overdue(self, now: datetime) -> bool:
         """Still open after its due date (answered late counts as late, not overdue)."""
@@ -113,7 +118,7 @@ def _aware(ts: datetime | None) -> datetime | None:
 
 def _from_row(r: Mapping[str, Any]) -> RightsRequest:
     row = dict(r)
-    for k in ("received_at", "acknowledged_at", "due_at", "answered_at"):
+    for k in ("received_at", "acknowledged_at", "due_at", "answered_at", "extended_at"):
         row[k] = _aware(row[k])
     return RightsRequest(**row)
 
@@ -292,6 +297,32 @@ def answer(engine: Engine, request_id: str, controller: str, reply: dict[str, An
         audit.append(conn, [AuditEvent("rights_answered", actor=controller, acting_person=acting_person,
                                        legal_basis=LEGAL_BASIS + (GDPR_ARTICLE[req.kind],),
                                        reason=f"{req.kind} {reply['outcome']}{late} request {req.id}")], now)
+    return get_request(engine, request_id)
+
+
+def extend(engine: Engine, request_id: str, controller: str, reason: str, now: datetime,
+           acting_person: str | None = None) -> RightsRequest:
+    """GDPR art. 12(3): the controller extends the period by two further months, once, for complex or
+    numerous requests, and tells the person why within the first month: only an open request, before
+    its first due date (409 `not_extendable`); the reason is kept for the person and the record."""
+    reason = (reason or "").strip()
+    if not 1 <= len(reason) <= 2000:
+        raise MalformedMessage("reason: why the request needs more time (1 to 2000 characters)", code="invalid_request")
+    req = _own_request(engine, request_id, controller)
+    if req.state != "open" or req.extended_at is not None or now > req.due_at:
+        raise InvalidTransition({"from": req.state, "detail": "a request is extended once, while open, "
+                                 "before its first due date"}, code="not_extendable")
+    due = CALENDAR.end_of(_working_day(add_months(CALENDAR.local_date(req.received_at), 3)))
+    with engine.begin() as conn:
+        done = conn.execute(update(rights_requests).where(rights_requests.c.id == request_id)
+                            .where(rights_requests.c.state == "open").where(rights_requests.c.extended_at.is_(None))
+                            .values(due_at=due, extended_at=now, extension_reason=reason))
+        if done.rowcount != 1:
+            raise InvalidTransition({"from": req.state, "detail": "extended or answered meanwhile"},
+                                    code="not_extendable")
+        audit.append(conn, [AuditEvent("rights_extended", actor=controller, acting_person=acting_person,
+                                       legal_basis=LEGAL_BASIS + (GDPR_ARTICLE[req.kind],),
+                                       reason=f"{req.kind} request {req.id} due {due.date().isoformat()}")], now)
     return get_request(engine, request_id)
 
 

@@ -281,3 +281,28 @@ def test_cli_list_and_export_on_each_store(store_url, tmp_path, monkeypatch):
         events = [r.event for r in conn.execute(select(audit_events.c.event).order_by(audit_events.c.seq))]
     assert events == ["rights_request", "consulted", "consulted", "consulted", "consulted", "rights_answered"]
     engine.dispose()
+
+
+def test_a_controller_extends_once_by_two_months_before_the_first_due_date(world):
+    """GDPR art. 12(3): two further months, once, with the reason; not after the first due date,
+    not twice, not by another controller; audited."""
+    hc, clock, w = world
+    r = _file(hc, {"kind": "access", "concerning": "residence", "insz": samples.WORKER_INSZ})
+    ref = r.json()["reference"]
+    assert hc.post("region.flanders", f"/v1/rights-requests/{ref}/extend",
+                   {"reason": "many dossiers"}).json()["error"] == "not_request_controller"
+    assert hc.post("dvz", f"/v1/rights-requests/{ref}/extend", {"reason": ""}).status_code == 400
+    clock["now"] = T0 + timedelta(days=20)
+    r = hc.post("dvz", f"/v1/rights-requests/{ref}/extend", {"reason": "the person has several dossiers"})
+    assert r.status_code == 200, r.text
+    extended = r.json()
+    # three months from receipt: Saturday 2 May → Monday 4 May, 23:59:59 in Brussels (CEST)
+    assert extended["due_at"] == datetime(2026, 5, 4, 21, 59, 59, tzinfo=UTC).isoformat()
+    assert extended["extended_at"] == clock["now"].isoformat() and not extended["overdue"]
+    assert hc.post("dvz", f"/v1/rights-requests/{ref}/extend", {"reason": "again"}).json()["error"] == "not_extendable"
+    (event,) = _events(hc, "rights_extended")
+    assert event["actor"] == "dvz" and ref in event["reason"] and samples.WORKER_INSZ not in event["reason"]
+    # past the first due date without an extension: too late to extend
+    late = _file(hc, {"kind": "erasure", "concerning": "residence", "insz": samples.WORKER_INSZ}).json()["reference"]
+    clock["now"] = clock["now"] + timedelta(days=40)
+    assert hc.post("dvz", f"/v1/rights-requests/{late}/extend", {"reason": "x"}).json()["error"] == "not_extendable"

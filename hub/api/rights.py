@@ -47,6 +47,11 @@ class RequestIn(BaseModel):
     details: dict[str, Any] | None = Field(None, description="the request in the person's words, free form")
 
 
+class ExtendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000, description="why the request needs more time (told to the person)")
+
+
 class AnswerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: str = Field(max_length=32, description=" | ".join(rights.OUTCOMES))
@@ -102,6 +107,16 @@ def answer_request(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str,
     data = _parse(AnswerIn, body)
     reply = {"outcome": data.outcome, **({"note": data.note} if data.note is not None else {})}
     req = rights.answer(hub.engine, request_id, caller.party, reply, now, acting_person=caller.acting_person)
+    return req.as_json(now)
+
+
+@router.post("/rights-requests/{request_id}/extend",
+             summary="Extend the period by two further months, once, before the first due date (GDPR art. 12(3))")
+def extend_request(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str,
+                   body: Annotated[Any, Depends(json_body)]) -> dict[str, Any]:
+    _require_controller(caller)
+    data = _parse(ExtendIn, body)
+    req = rights.extend(hub.engine, request_id, caller.party, data.reason, now, acting_person=caller.acting_person)
     return req.as_json(now)
 
 

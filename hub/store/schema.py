@@ -202,6 +202,8 @@ rights_requests = Table(
     Column("state", String(16), nullable=False),        # open | answered
     Column("answered_at", DateTime(timezone=True)),
     Column("answer", Json),
+    Column("extended_at", DateTime(timezone=True)),     # GDPR art. 12(3): two more months, once
+    Column("extension_reason", Text),
 )
 Index("ix_rights_requests_controller", rights_requests.c.controller, rights_requests.c.state, rights_requests.c.due_at)
 

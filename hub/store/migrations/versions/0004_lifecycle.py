@@ -68,6 +68,8 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("answered_at", Stamp),
         sa.Column("answer", Json),
+        sa.Column("extended_at", Stamp),
+        sa.Column("extension_reason", sa.Text),
     )
     op.create_index("ix_rights_requests_controller", "rights_requests", ["controller", "state", "due_at"])
     op.create_table(
