@@ -168,7 +168,7 @@ enrichments = Table(
 )
 Index("ix_enrichments_dossier", enrichments.c.dossier_id)
 
-# Statutory clocks (contracts/clocks.yaml, hub/clocks.py): one row per clock started on a dossier.
+# Statutory clocks (contracts/clocks.yaml, hub/clocks/): one row per clock started on a dossier.
 dossier_clocks = Table(
     "dossier_clocks", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
