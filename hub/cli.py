@@ -151,5 +151,19 @@ from hub import cli_clocks, cli_retention, cli_rights, cli_stats  # noqa: E402  
 for _module in (cli_clocks, cli_retention, cli_rights, cli_stats):
     _module.register(app)
 
+
+
+def main() -> None:
+    """The `wib-hub` command: a store that cannot be reached or is not migrated yet is a message and
+    exit 2, not a traceback (with SQL in it)."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+    try:
+        app()
+    except (OperationalError, ProgrammingError) as err:
+        console.print(f"[red]store error[/red]: {type(err).__name__} — is the store reachable, and migrated? "
+                      "(`wib-hub serve` or `wib-hub worker` migrates it)")
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

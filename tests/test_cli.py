@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from typer.testing import CliRunner
 
 from hub.cli import app
@@ -54,3 +55,19 @@ def test_audit_verify_and_tail(tmp_path, monkeypatch):
         conn.exec_driver_sql("UPDATE audit_events SET actor = 'dvz' WHERE seq = 2")
     broken = runner.invoke(app, ["audit", "verify"])
     assert broken.exit_code == 1 and "sequence 2" in broken.output
+
+
+def test_a_store_not_migrated_is_a_message_and_exit_2(tmp_path, monkeypatch, capsys):
+    """The installed `wib-hub` command (hub.cli:main): no traceback, no SQL, a hint."""
+    import sys
+
+    from hub.cli import main
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    for command in (["audit", "tail"], ["rights", "list"], ["clocks", "due"], ["stats", "summary"]):
+        monkeypatch.setattr(sys, "argv", ["wib-hub", *command])
+        with pytest.raises(SystemExit) as done:
+            main()
+        out = capsys.readouterr().out
+        assert done.value.code == 2, (command, out)
+        assert "store" in out and "SELECT" not in out and "Traceback" not in out, (command, out)
