@@ -21,9 +21,10 @@ and kinds of decision (Art. 18), the dates the clocks, retention and statistics 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
+from hub.envelope import as_utc
 from hub.errors import InvalidTransition
 
 __all__ = ["STATES", "EXAMINING", "change", "outcome_of", "parts_needed", "retain_until", "retention", "add_years"]
@@ -140,11 +141,11 @@ def retention(d: Mapping[str, Any]) -> tuple[datetime | None, str | None]:
         return None, None
     needed = parts_needed(d.get("application_kind") or "single_permit")
     if all(d.get(f"{p}_outcome") == "granted" for p in needed):
-        until, rule = add_years(_aware(d["created_at"]), GRANTED_YEARS), "granted"
+        until, rule = add_years(as_utc(d["created_at"]), GRANTED_YEARS), "granted"
     else:
-        until, rule = add_years(_aware(d["notified_at"]), NEGATIVE_YEARS), "negative"
+        until, rule = add_years(as_utc(d["notified_at"]), NEGATIVE_YEARS), "negative"
     if d.get("appeal_ended_at") is not None:
-        after = add_years(_aware(d["appeal_ended_at"]), AFTER_APPEAL_YEARS)
+        after = add_years(as_utc(d["appeal_ended_at"]), AFTER_APPEAL_YEARS)
         if after > until:
             until, rule = after, "after_appeal"
     return until, rule
@@ -158,12 +159,8 @@ def add_years(t: datetime, years: int) -> datetime:
         return t.replace(year=t.year + years, day=28)
 
 
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)   # SQLite hands back naive UTC
-
-
 def days_between(start: datetime | None, end: datetime | None) -> int | None:
     """Whole days from start to end (statistics: complete → decision)."""
     if start is None or end is None:
         return None
-    return (_aware(end) - _aware(start)) // timedelta(days=1)
+    return (as_utc(end) - as_utc(start)) // timedelta(days=1)

@@ -26,6 +26,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(ts: datetime | None) -> datetime | None:
+    """Aware UTC; a time without an offset is taken as UTC (SQLite hands back naive UTC times)."""
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
 def iso_utc(ts: Any) -> Any:
     """ISO 8601 with its offset; SQLite hands datetimes back naive, and they were written in UTC."""
     if isinstance(ts, datetime):

@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from hub import audit
 from hub.audit import AuditEvent
 from hub.dossier import retention
+from hub.envelope import as_utc
 from hub.store.db import reader
 from hub.store.schema import (
     deliveries, dossier_clocks, dossiers, enrichment_jobs, enrichments, messages, outbox,
@@ -106,17 +107,12 @@ class RetentionResult:
                 "remaining": self.remaining}
 
 
-def _utc(t: datetime) -> datetime:
-    """Aware UTC (SQLite hands datetimes back naive; they were written in UTC)."""
-    return t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
 def rule_of(row: Any) -> str:
     """Which Art. 27 rule gives the dossier's retain_until (a key of RULES), from its columns."""
     values = row if isinstance(row, dict) else row._mapping
     until, rule = retention(values)
     stored = values["retain_until"]
-    if rule is not None and stored is not None and until == _utc(stored):
+    if rule is not None and stored is not None and until == as_utc(stored):
         return rule
     return "retain_until"
 
@@ -139,12 +135,12 @@ def _due(now: datetime, after: tuple[datetime, str] | None):
 
 
 def _expired_of(rows: Iterable[Any]) -> list[ExpiredDossier]:
-    return [ExpiredDossier(r.id, r.category, r.state, _utc(r.retain_until), rule_of(r)) for r in rows]
+    return [ExpiredDossier(r.id, r.category, r.state, as_utc(r.retain_until), rule_of(r)) for r in rows]
 
 
 def expired(engine: Engine, now: datetime, limit: int | None = None) -> list[ExpiredDossier]:
     """Art. 27: the dossiers whose retain_until is at or before `now`, oldest first (no personal data)."""
-    now = _utc(now)
+    now = as_utc(now)
     q = _due(now, None)
     if limit is not None:
         q = q.limit(limit)
@@ -156,7 +152,7 @@ def count_expired(engine: Engine, now: datetime) -> int:
     """How many dossiers are due for deletion at `now`."""
     with reader(engine).connect() as conn:
         return conn.execute(select(func.count()).select_from(dossiers)
-                            .where(dossiers.c.retain_until <= _utc(now))).scalar_one()
+                            .where(dossiers.c.retain_until <= as_utc(now))).scalar_one()
 
 
 # --- one batch -------------------------------------------------------------------------------------
@@ -257,7 +253,7 @@ def run(engine: Engine, now: datetime, *, batch: int = 1000, dry_run: bool = Fal
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
-    now = _utc(now)
+    now = as_utc(now)
     started = time.perf_counter()
     result = RetentionResult(now=now, dry_run=dry_run)
     total = count_expired(engine, now)

@@ -24,7 +24,7 @@ from hub import audit
 from hub.audit import AuditEvent
 from hub.clocks.rules import Calendar
 from hub.designations import SPECIAL_CATEGORIES
-from hub.envelope import iso_utc
+from hub.envelope import as_utc, iso_utc
 from hub.errors import InvalidTransition, MalformedMessage, NotAuthorised, NotFound
 from hub.flows import REGION_PARTIES, Registry, region_party
 from hub.identifiers import is_valid_insz
@@ -112,14 +112,10 @@ class RightsRequest:
         return out
 
 
-def _aware(ts: datetime | None) -> datetime | None:
-    return ts if ts is None or ts.tzinfo else ts.replace(tzinfo=timezone.utc)
-
-
 def _from_row(r: Mapping[str, Any]) -> RightsRequest:
     row = dict(r)
     for k in ("received_at", "acknowledged_at", "due_at", "answered_at", "extended_at"):
-        row[k] = _aware(row[k])
+        row[k] = as_utc(row[k])
     return RightsRequest(**row)
 
 

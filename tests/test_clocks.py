@@ -24,6 +24,7 @@ from hub import samples
 from hub.cli import app
 from hub.clocks import ClockRules, clock_of, due, load_clocks, parse_duration, sync
 from hub.demo import DemoClient
+from hub.envelope import as_utc
 from hub.errors import RegistryError
 from hub.flows import default_contracts_dir, load_registry
 from hub.pipeline import Ingress
@@ -255,10 +256,6 @@ def _clocks(engine, dossier_id) -> dict[str, dict]:
         return {r["rule"]: dict(r) for r in rows}
 
 
-def _utc(t):
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
-
-
 def test_each_dossier_gets_the_clock_its_rule_gives_and_sync_is_idempotent(store, rules):
     engine = store.engine
     complete = datetime(2026, 3, 2, 9, tzinfo=UTC)            # a Monday
@@ -273,7 +270,7 @@ def test_each_dossier_gets_the_clock_its_rule_gives_and_sync_is_idempotent(store
 
     result = sync(store, rules, complete + timedelta(hours=1))
     assert result.started == 5 and not result.reminded and not result.expired
-    days = {d: (_utc(c["due_at"]).astimezone(BRUSSELS).date() - date(2026, 3, 2)).days
+    days = {d: (as_utc(c["due_at"]).astimezone(BRUSSELS).date() - date(2026, 3, 2)).days
             for d in (first, returning, extension, renewal) for c in _clocks(engine, d).values()}
     # 90 → Sunday 31 May → Monday 1 June; 60 → 1 May (Labour Day, a Friday) → Monday 4 May; 30 → 1 April
     assert days == {first: 91, returning: 63, extension: 30, renewal: 30}
@@ -298,7 +295,7 @@ def test_documents_clock_stop_reminder_and_expiry(store, rules):
     before = _dossier(engine, incomplete_since=asked)          # asked before admissibility: no statutory clock
     sync(store, rules, asked + timedelta(minutes=1))
     docs = _clocks(engine, dossier)["seasonal.additional-documents"]
-    assert _utc(docs["due_at"]) == datetime(2026, 3, 30, 23, 59, 59, tzinfo=BRUSSELS)
+    assert as_utc(docs["due_at"]) == datetime(2026, 3, 30, 23, 59, 59, tzinfo=BRUSSELS)
     assert _clocks(engine, before) == {}
 
     # the reminder (2 days before the due day) goes to DVZ, once, through the ingress
@@ -360,7 +357,7 @@ def test_a_decision_overtakes_an_open_documents_request_and_a_late_one_is_marked
     got = _clocks(engine, dossier)
     assert got["seasonal.additional-documents"]["outcome"] == "overtaken"
     assert got["seasonal.decision"]["outcome"] == "late"
-    assert _utc(got["seasonal.decision"]["stopped_at"]) == late_decision
+    assert as_utc(got["seasonal.decision"]["stopped_at"]) == late_decision
 
 
 def test_a_regional_holder_gets_the_reminder(store, rules):
@@ -440,7 +437,7 @@ def test_blue_card_deemed_authorised_exactly_once_after_ninety_days(embedded_hub
         r = hc.post("region.flanders", "/v1/messages", {"flow": ADMISSIBLE, "dossier_id": dossier,
                                                         "payload": samples.sample_admissibility_decision(dossier)})
         assert r.status_code == 202, r.text
-    complete_at = _utc(_row(hc.hub, waiting)["complete_at"])
+    complete_at = as_utc(_row(hc.hub, waiting)["complete_at"])
     assert _row(hc.hub, waiting)["state"] == "under_examination"
     # before any scan the dossier shows the clock its rule gives it, pending
     (pending,) = hc.get("dvz", f"/v1/dossiers/{waiting}/clocks").json()["clocks"]

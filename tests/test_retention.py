@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from hub import audit, dossier as lifecycle, retention
 from hub.audit import AuditEvent, checkpoints
+from hub.envelope import as_utc
 from hub.store import migrate, open_engine
 from hub.store.schema import (
     audit_events, deliveries, dossier_clocks, dossiers, enrichment_jobs, enrichments, messages, outbox,
@@ -163,7 +164,7 @@ def test_retain_until_follows_article_27(store):
     engine, ids, *_ = store
     with engine.connect() as conn:
         got = {r.id: r.retain_until for r in conn.execute(select(dossiers.c.id, dossiers.c.retain_until))}
-    until = {name: got[did] and retention._utc(got[did]) for name, did in ids.items()}
+    until = {name: got[did] and as_utc(got[did]) for name, did in ids.items()}
     assert until["granted"] == datetime(2034, 1, 10, 9, 0, tzinfo=UTC)           # 10 y from submission
     assert until["refused"] == at(140).replace(year=2029)                         # 5 y from notification
     assert until["appealed_closed"] == at(2200).replace(year=at(2200).year + 1)   # 1 y after the appeal
@@ -220,7 +221,7 @@ def test_ten_years_later_exactly_the_expired_dossiers_are_gone(store):
         assert not any(p in flat for p in PERSONAL)
     assert "10 years from submission" in next(e["reason"] for e in events if e["dossier_id"] == ids["granted"])
     wall = datetime.now(UTC)   # the events say when the deletion happened, not the `now` it was judged at
-    assert all(abs(retention._utc(e["ts"]) - wall) < timedelta(minutes=5) for e in events)
+    assert all(abs(as_utc(e["ts"]) - wall) < timedelta(minutes=5) for e in events)
     report = audit.verify(engine)
     assert report.intact and report.checkpoints >= 1 and report.signatures_checked, str(report)
 

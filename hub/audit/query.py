@@ -7,12 +7,13 @@ dossier number never ends up in an audit reason).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, or_, select
 
 from hub.audit.chain import AuditEvent, append
+from hub.envelope import as_utc
 from hub.errors import MalformedMessage
 from hub.store.db import reader
 from hub.store.schema import audit_events
@@ -24,13 +25,6 @@ COLUMNS = (
     "seq", "ts", "event", "outcome", "flow_id", "message_id", "correlation_id", "dossier_id", "actor",
     "acting_person", "recipient", "purpose", "legal_basis", "data_categories", "reason", "payload_hash", "hash",
 )
-
-
-def as_utc(ts: datetime | None) -> datetime | None:
-    """Aware UTC; a time without an offset is taken as UTC (SQLite hands back naive UTC times)."""
-    if ts is None:
-        return None
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rich.table import Table
 from sqlalchemy import Engine, func, select, union
 
-from hub.audit.query import AuditFilter, as_utc, stream
+from hub.audit.query import AuditFilter, stream
+from hub.envelope import as_utc
 from hub.errors import MalformedMessage
 from hub.store.db import reader
 from hub.store.schema import audit_events

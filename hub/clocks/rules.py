@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from hub.envelope import as_utc
 from hub.errors import RegistryError
 from hub.flows import REGION_PARTIES, Registry, _parse, _read_yaml
 
@@ -49,7 +50,7 @@ class Calendar:
         return holidays.country_holidays(self.public_holidays)
 
     def local_date(self, t: datetime) -> date:
-        return _aware(t).astimezone(self.zone).date()
+        return as_utc(t).astimezone(self.zone).date()
 
     def is_working_day(self, d: date) -> bool:
         return d.weekday() < 5 and d not in self.holidays
@@ -72,10 +73,6 @@ class Calendar:
     def days_left(self, due_at: datetime, now: datetime) -> int:
         """Calendar days from today to the due day (0 on the day itself, negative once passed)."""
         return (self.local_date(due_at) - self.local_date(now)).days
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)   # SQLite hands back naive UTC
 
 
 # --- the rules -------------------------------------------------------------------------------------
@@ -114,7 +111,7 @@ class ClockRule:
             return False
         if self.after is not None:
             after, start = dates.get(self.after), dates.get(self.starts)
-            if after is None or start is None or _aware(after) > _aware(start):
+            if after is None or start is None or as_utc(after) > as_utc(start):
                 return False
         return True
 
@@ -144,7 +141,7 @@ class ClockRules:
         if rule.remind_days_before is None:
             return due_at, None
         remind_at = self.calendar.start_of(due_day - timedelta(days=rule.remind_days_before))
-        return due_at, max(remind_at, _aware(started_at))
+        return due_at, max(remind_at, as_utc(started_at))
 
 
 # --- the file --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from hub import audit
 from hub.audit import AuditEvent
 from hub.clocks.rules import DEEMED_FLOW, REMINDER_FLOW, ClockRule, ClockRules
+from hub.envelope import as_utc
 from hub.errors import HubError
 from hub.pipeline import Ingress, Submission, submit
 from hub.store.schema import dossier_clocks, dossiers, messages
@@ -63,7 +64,7 @@ class SyncResult:
 def sync(ingress: Ingress, rules: ClockRules, now: datetime) -> SyncResult:
     """Bring every clock up to `now` (aware): start, stop, expire, remind. Safe to run again, and
     from several workers at once."""
-    now = _utc(now)
+    now = as_utc(now)
     engine, result = ingress.engine, SyncResult()
     with engine.begin() as conn:
         result.started = _start(conn, rules)
@@ -107,7 +108,7 @@ def _start(conn: Connection, rules: ClockRules) -> int:
                                                        values, r._mapping)), None)
             if rule is None:   # e.g. documents asked for before admissibility: no statutory clock
                 continue
-            due_at, remind_at = rules.schedule(rule, _utc(r.started_at))
+            due_at, remind_at = rules.schedule(rule, as_utc(r.started_at))
             outcome, stopped_at = _already_stopped(rule, r, due_at)
             rows.append(dict(dossier_id=r.id, rule=rule.id, holder=rule.holder_for(r.competent_region),
                              started_at=r.started_at, due_at=due_at, remind_at=remind_at, outcome=outcome,
@@ -127,7 +128,7 @@ def _already_stopped(rule: ClockRule, r: Any, due_at: datetime) -> tuple[str, da
     in the final state, so later scans skip it."""
     for condition, outcome in rule.stops.items():
         if condition == "decided" and r.decided_at is not None:
-            late = outcome == "met" and _utc(r.decided_at) > due_at
+            late = outcome == "met" and as_utc(r.decided_at) > due_at
             return ("late" if late else outcome), r.decided_at
         if condition == "supplied" and r.incomplete_since != r.started_at:
             return outcome, None
@@ -196,7 +197,7 @@ def _deem(ingress: Ingress, rules: ClockRules, now: datetime, result: SyncResult
 
     def submission(r: Any) -> Submission:
         rule = rules.get(r.rule)
-        payload = {"dossier_id": r.dossier_id, "clock": rule.id, "complete_at": _utc(r.complete_at).isoformat(),
+        payload = {"dossier_id": r.dossier_id, "clock": rule.id, "complete_at": as_utc(r.complete_at).isoformat(),
                    "due_at": _local_iso(rules, r.due_at), "legal_basis": rule.legal_basis_text}
         return Submission(DEEMED_FLOW, PLATFORM, payload, recipients=("dvz", r.competent_region),
                           dossier_id=r.dossier_id, message_id=f"clock-{r.id}-deemed")
@@ -233,7 +234,7 @@ def _remind(ingress: Ingress, rules: ClockRules, now: datetime, result: SyncResu
     def submission(r: Any) -> Submission:
         rule = rules.get(r.rule)
         payload = {"dossier_id": r.dossier_id, "clock": rule.id, "due_at": _local_iso(rules, r.due_at),
-                   "days_left": rules.calendar.days_left(_utc(r.due_at), now), "legal_basis": rule.legal_basis_text}
+                   "days_left": rules.calendar.days_left(as_utc(r.due_at), now), "legal_basis": rule.legal_basis_text}
         return Submission(REMINDER_FLOW, PLATFORM, payload, recipients=(r.holder,), dossier_id=r.dossier_id,
                           message_id=_reminder_id(r.id))
 
@@ -281,10 +282,5 @@ def _update(conn: Connection, ids: list[int], when: tuple[str, ...], *also: Any,
                      .values(**values))
 
 
-def _utc(t: datetime) -> datetime:
-    """Aware UTC (SQLite hands back naive UTC; a caller may pass another offset)."""
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
-
-
 def _local_iso(rules: ClockRules, t: datetime) -> str:
-    return _utc(t).astimezone(rules.calendar.zone).isoformat()
+    return as_utc(t).astimezone(rules.calendar.zone).isoformat()

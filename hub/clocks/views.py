@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
 
 from hub.clocks.rules import ClockRules
+from hub.envelope import as_utc
 from hub.store.db import reader
 from hub.store.schema import dossier_clocks, dossiers
 
@@ -33,7 +34,7 @@ class ClockView:
     outcome: str
 
     def overdue(self, now: datetime) -> bool:
-        return self.outcome in ("running", "expired", "pending") and self.due_at < _utc(now)
+        return self.outcome in ("running", "expired", "pending") and self.due_at < as_utc(now)
 
     def as_json(self, now: datetime | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -43,14 +44,14 @@ class ClockView:
             "stopped_at": _iso(self.stopped_at)}
         if now is not None:
             body["overdue"] = self.overdue(now)
-            body["hours_left"] = round((self.due_at - _utc(now)) / timedelta(hours=1), 1)
+            body["hours_left"] = round((self.due_at - as_utc(now)) / timedelta(hours=1), 1)
         return body
 
 
 def due(engine: Engine, now: datetime, within: timedelta, holder: str | None = None,
         limit: int | None = None) -> list[ClockView]:
     """Running clocks due by `now + within`, and overdue ones (expired, still undecided), soonest first."""
-    now = _utc(now)
+    now = as_utc(now)
     q = select(dossier_clocks).where(or_(and_(c.outcome == "running", c.due_at <= now + within),
                                          c.outcome == "expired")).order_by(c.due_at, c.id)
     if holder is not None:
@@ -86,11 +87,11 @@ def _pending(conn: Any, rules: ClockRules, dossier_id: str, started: set[tuple[s
     out = []
     for rule in rules:
         start = row[rule.starts]
-        if start is None or (rule.id, _utc(start)) in started:
+        if start is None or (rule.id, as_utc(start)) in started:
             continue
         if rule.matches(row["category"], row["application_kind"], row["request_type"] or "first", values, row):
-            due_at, remind_at = rules.schedule(rule, _utc(start))
-            out.append(ClockView(None, dossier_id, rule.id, rule.holder_for(row["competent_region"]), _utc(start),
+            due_at, remind_at = rules.schedule(rule, as_utc(start))
+            out.append(ClockView(None, dossier_id, rule.id, rule.holder_for(row["competent_region"]), as_utc(start),
                                  due_at, remind_at, None, None, "pending"))
     return out
 
@@ -109,14 +110,8 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _view(r: Any) -> ClockView:
-    return ClockView(r["id"], r["dossier_id"], r["rule"], r["holder"], _utc(r["started_at"]), _utc(r["due_at"]),
-                     _utc(r["remind_at"]), _utc(r["reminded_at"]), _utc(r["stopped_at"]), r["outcome"])
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return ClockView(r["id"], r["dossier_id"], r["rule"], r["holder"], as_utc(r["started_at"]), as_utc(r["due_at"]),
+                     as_utc(r["remind_at"]), as_utc(r["reminded_at"]), as_utc(r["stopped_at"]), r["outcome"])
 
 
 def _iso(t: datetime | None) -> str | None:
