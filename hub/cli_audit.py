@@ -5,7 +5,6 @@ GDPR Art. 5(1)(f) and Art. 32(1)(b) (integrity of the flow log), Art. 5(2) and A
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hub.cli_options import iso_time
 from hub.settings import Settings
 
 console = Console()
@@ -31,13 +31,6 @@ def _public_key(settings: Settings, pinned: Optional[Path]):
     key_file = settings.resolved_audit_key_file()
     return checkpoints.load_signer(key_file).public_key if key_file.exists() else None
 
-
-def _iso(value: str, option: str) -> datetime:
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=option) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
 def verify(bundle: Annotated[Optional[Path], typer.Option("--bundle", help="check an export bundle offline, without the database")] = None,
@@ -87,8 +80,8 @@ def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write
     signer = checkpoints.ensure_key(settings.resolved_audit_key_file())
     with console.status("exporting audit events"):
         summary = bundle.export(engine, signer, out, dossier_id=dossier,
-                                since=_iso(since, "--since") if since else None,
-                                until=_iso(until, "--until") if until else None)
+                                since=iso_time(since, "--since"),
+                                until=iso_time(until, "--until"))
     engine.dispose()
     table = Table(title=f"audit bundle {out.name}")
     for col in ("events", "hash-only", "checkpoints", "unsealed", "bytes", "key id"):

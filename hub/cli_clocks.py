@@ -3,7 +3,7 @@ Law of 15 December 1980, 61/27-4, 61/27-5, 61/29-4, 61/29-5)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Annotated, Optional
 
 import typer
@@ -11,21 +11,13 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.errors import RegistryError
+from hub.cli_options import iso_time
 from hub.settings import Settings
 
 clocks_app = typer.Typer(help="Statutory procedure clocks: due dates, reminders, deemed authorisation.",
                          no_args_is_help=True)
 console = Console()
 
-
-def _now(value: Optional[str]) -> datetime:
-    if value is None:
-        return datetime.now(timezone.utc)
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO date-time: {value!r}", param_hint="--now") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _within(value: str) -> timedelta:
@@ -61,7 +53,7 @@ def due_command(
     """Running clocks due within the window, and overdue ones, soonest first."""
     from hub.clocks import due
     from hub.store import open_engine
-    at, window = _now(now), _within(within)
+    at, window = iso_time(now, "--now", default_now=True), _within(within)
     settings = Settings()
     rules = _rules(settings, check=False)     # only read here; the hub checks the file when it starts
     engine = open_engine(settings.resolved_database_url())
@@ -102,7 +94,7 @@ def sync_command(
     """One pass now: start new clocks, stop met ones, send reminders, expire (or deem authorised) late ones."""
     from hub import clocks
     from hub.bootstrap import build_hub
-    at = _now(now)
+    at = iso_time(now, "--now", default_now=True)
     settings = Settings()
     try:
         hub = build_hub(settings)

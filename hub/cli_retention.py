@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hub.cli_options import iso_time
 from hub.settings import Settings
 
 console = Console()
@@ -26,15 +27,6 @@ def register(app: typer.Typer) -> None:
     """Add the `retention` commands to the `wib-hub` command."""
     app.add_typer(retention_app, name="retention")
 
-
-def _now(value: Optional[str]) -> datetime:
-    if value is None:
-        return datetime.now(timezone.utc)
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 time: {value[:40]!r}", param_hint="--now") from None
-    return ts.astimezone(timezone.utc) if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
 @retention_app.command("run")
@@ -56,7 +48,7 @@ def run(dry_run: Annotated[bool, typer.Option("--dry-run", help="list and count 
     from hub.audit import checkpoints
     from hub.store import open_engine
     settings = Settings()
-    at = _now(now)
+    at = iso_time(now, "--now", default_now=True)
     if not dry_run and not allow_future and at > datetime.now(timezone.utc):
         console.print(f"[red]refused[/red]: --now {at.isoformat()} is in the future; a real run would delete "
                       "dossiers before their retention ends. Use --dry-run (or --allow-future in a test store).")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.errors import HubError, RegistryError
+from hub.cli_options import iso_time, refused
 from hub.settings import Settings
 
 rights_app = typer.Typer(help="Data-subject requests: access, rectification, erasure, restriction, "
@@ -28,20 +28,6 @@ Now = Annotated[Optional[str], typer.Option("--now", help="ISO 8601 time to judg
 Person = Annotated[Optional[str], typer.Option("--person", help="the operator (recorded as acting person)")]
 
 
-def _now(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(timezone.utc)
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        console.print(f"[red]--now[/red]: {value[:40]!r} is not an ISO 8601 date or time")
-        raise typer.Exit(2) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
-
-
-def _refused(err: HubError) -> typer.Exit:
-    console.print(f"[red]{err.code}[/red]: {err.detail}")
-    return typer.Exit(2)
 
 
 def _engine(settings: Settings):
@@ -56,7 +42,7 @@ def list_requests(controller: Annotated[Optional[str], typer.Option(help="dvz, r
                   as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False) -> None:
     """The requests, oldest due first; open ones past their due date are flagged overdue."""
     from hub import rights
-    when = _now(now)
+    when = iso_time(now, "--now", default_now=True)
     engine = _engine(Settings())
     found = rights.list_requests(engine, controller, when, overdue_only=overdue)
     rights.record_listing(engine, controller or OPERATOR_PARTY, person, len(found), "cli", when)
@@ -92,7 +78,7 @@ def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (
     from hub import rights
     from hub.designations import load_designations
     from hub.flows import default_contracts_dir, load_registry
-    when = _now(now)
+    when = iso_time(now, "--now", default_now=True)
     if request is None and not controller:
         console.print("[red]controller_required[/red]: name the controller the export is for (--controller)")
         raise typer.Exit(2)
@@ -116,7 +102,7 @@ def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (
                                          acting_person=person, special=designations.visible(controller, person),
                                          now=when)
     except HubError as err:
-        raise _refused(err) from err
+        raise refused(err) from err
     except RegistryError as err:
         console.print(f"[red]✗[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
         raise typer.Exit(2) from err

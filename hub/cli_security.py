@@ -7,7 +7,6 @@ event per search or report, actor the security-officer party, reason naming the 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hub.errors import HubError, RegistryError
+from hub.cli_options import iso_time, refused
 from hub.settings import Settings
 
 console = Console()
@@ -34,19 +34,6 @@ class Format(str, Enum):
     csv = "csv"
 
 
-def _when(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        console.print(f"[red]--{name}[/red]: {value[:40]!r} is not an ISO 8601 date or time")
-        raise typer.Exit(2) from None
-
-
-def _refused(err: HubError) -> typer.Exit:
-    console.print(f"[red]{err.code}[/red]: {err.detail}")
-    return typer.Exit(2)
 
 
 def _engine():
@@ -80,10 +67,10 @@ def audit_search(
     try:
         criteria = AuditFilter(dossier=dossier, party=party, acting_person=acting_person, flow=flow,
                                purpose=purpose, outcome=outcome, event=event,
-                               since=_when(since, "since"), until=_when(until, "until"))
+                               since=iso_time(since, "--since"), until=iso_time(until, "--until"))
         page = search(engine, criteria, after=after, limit=limit)
     except HubError as err:
-        raise _refused(err) from err
+        raise refused(err) from err
     record_consultation(engine, "search", OFFICER_PARTY, officer, criteria.kinds(), "cli", dossier_id=dossier)
     if as_json:
         print(json.dumps(page.as_json(), ensure_ascii=False))
@@ -114,7 +101,7 @@ def audit_report(since: Since = None, until: Until = None,
     from hub.audit.query import record_consultation
     from hub.audit.report import OfficeHours, build_report, count_events, tables
     engine = _engine()
-    start, end = _when(since, "since"), _when(until, "until")
+    start, end = iso_time(since, "--since"), iso_time(until, "--until")
     try:
         hours = OfficeHours.parse(office_hours or Settings().office_hours)
         total = count_events(engine, start, end)
@@ -125,7 +112,7 @@ def audit_report(since: Since = None, until: Until = None,
             report = build_report(engine, start, end, hours,
                                   progress=lambda n: progress.update(task, completed=n))
     except HubError as err:
-        raise _refused(err) from err
+        raise refused(err) from err
     kinds = [k for k, v in (("since", since), ("until", until), ("office_hours", office_hours)) if v]
     record_consultation(engine, "report", OFFICER_PARTY, officer, kinds, "cli")
     if as_json:
