@@ -28,15 +28,13 @@ def _within(value: str) -> timedelta:
         raise typer.BadParameter(str(err), param_hint="--within") from None
 
 
-def _rules(settings: Settings, registry=None, check: bool = True):
+def _rules(settings: Settings, check: bool = True):
     """The clock rules; `check`: cross-checked against the flow registry as at start-up."""
     from hub.clocks import load_clocks
     from hub.flows import default_contracts_dir, load_registry
     directory = settings.contracts_dir or default_contracts_dir()
     try:
-        if check and registry is None:
-            registry = load_registry(directory)
-        return load_clocks(directory, registry)
+        return load_clocks(directory, load_registry(directory) if check else None)
     except RegistryError as err:
         console.print(f"[red]✗[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
         raise typer.Exit(2) from err
@@ -102,8 +100,7 @@ def sync_command(
         console.print(f"[red]✗[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
         raise typer.Exit(2) from err
     try:
-        rules = getattr(hub, "clocks", None) or _rules(settings, hub.registry)
-        result = clocks.sync(hub.ingress, rules, at)
+        result = clocks.sync(hub.ingress, hub.clocks, at)
     finally:
         hub.close()
     if as_json:

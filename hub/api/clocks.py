@@ -11,22 +11,12 @@ from sqlalchemy import select
 from hub import audit
 from hub.api.deps import CallerDep, HubDep
 from hub.audit import AuditEvent
-from hub.clocks import ClockRules, clock_of, due, load_clocks, parse_duration
+from hub.clocks import ClockRules, clock_of, due, parse_duration
 from hub.envelope import utcnow
 from hub.errors import MalformedMessage, NotAuthorised, UnknownDossier
-from hub.flows import default_contracts_dir
 from hub.store.schema import dossiers
 
 router = APIRouter(prefix="/v1", tags=["clocks"])
-
-
-def rules_of(hub) -> ClockRules:
-    """The hub's clock rules (loaded at start-up by bootstrap; loaded here once if it did not)."""
-    rules = getattr(hub, "clocks", None)
-    if rules is None:
-        rules = load_clocks(hub.settings.contracts_dir or default_contracts_dir(), hub.registry)
-        hub.clocks = rules
-    return rules
 
 
 def _require_holder(hub, caller) -> None:
@@ -59,7 +49,7 @@ def list_clocks(hub: HubDep, caller: CallerDep,
         window = parse_duration(within)
     except ValueError as err:
         raise MalformedMessage([{"path": "/query/within", "message": str(err)}], code="invalid_request") from None
-    rules, now = rules_of(hub), utcnow()
+    rules, now = hub.clocks, utcnow()
     views = due(hub.reads, now, window, holder=caller.party, limit=limit)
     _consulted(hub, caller, f"GET /v1/clocks within={within} count={len(views)}")
     return {"holder": caller.party, "now": now.isoformat(), "within": within,
@@ -76,7 +66,7 @@ def dossier_clocks(hub: HubDep, caller: CallerDep, dossier_id: str) -> dict[str,
     if caller.party not in ("dvz", region):
         raise NotAuthorised("only DVZ and the competent region follow this dossier's clocks",
                             code="not_party_to_dossier")
-    rules, now = rules_of(hub), utcnow()
+    rules, now = hub.clocks, utcnow()
     views = clock_of(hub.reads, dossier_id, rules)
     _consulted(hub, caller, f"GET /v1/dossiers/clocks count={len(views)}", dossier_id=dossier_id)
     return {"dossier_id": dossier_id, "now": now.isoformat(), "clocks": [_json(rules, v, now) for v in views]}
