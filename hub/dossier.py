@@ -27,7 +27,7 @@ from typing import Any
 from hub.envelope import as_utc
 from hub.errors import InvalidTransition
 
-__all__ = ["STATES", "EXAMINING", "change", "outcome_of", "parts_needed", "retain_until", "retention", "add_years"]
+__all__ = ["STATES", "EXAMINING", "ENDING", "change", "outcome_of", "parts_needed", "retain_until", "retention", "add_years"]
 
 STATES: tuple[str, ...] = (
     "submitted", "incomplete", "under_examination", "residence_decided", "work_decided", "decided",
@@ -37,6 +37,7 @@ EXAMINING = frozenset({"under_examination", "residence_decided", "work_decided"}
 FINAL = frozenset({"notified", "closed"})
 NEGATIVE = frozenset({"refused", "withdrawn", "ended"})
 DEEMED = "deemed_authorisation"
+ENDING = ("_withdrawal", "_end")   # kinds of decision that end a permit already granted (Art. 18)
 
 # Art. 27: 10 years from submission when granted, 5 years from notification of a refusal, end or
 # withdrawal; a pending appeal holds the dossier, then 1 year after it definitively ends.
@@ -111,7 +112,7 @@ def change(dossier: Mapping[str, Any], target: str | None, payload: Mapping[str,
 
 def _ends_a_permit(payload: Mapping[str, Any]) -> bool:
     """After notification only a withdrawal or an end of the permit is a new decision (Art. 18)."""
-    return (payload.get("decision_kind") or "").endswith(("_withdrawal", "_end"))
+    return (payload.get("decision_kind") or "").endswith(ENDING)
 
 
 def _decision(dossier: Mapping[str, Any], payload: Mapping[str, Any], at: datetime) -> dict[str, Any]:

@@ -14,12 +14,10 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from hub.dossier import DEEMED, days_between
+from hub.dossier import DEEMED, ENDING, days_between
 from hub.store.schema import stats_facts
 
-__all__ = ["new_fact", "record", "validity_months", "decision_kind", "ENDING"]
-
-ENDING = ("_withdrawal", "_end")   # kinds that end a permit already granted (Art. 18)
+__all__ = ["new_fact", "record", "validity_months", "decision_kind"]
 
 
 def new_fact(dossier: Mapping[str, Any]) -> dict[str, Any]:

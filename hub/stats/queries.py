@@ -36,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Integer, case, func, literal_column, select, union_all
 
+from hub.dossier import ENDING
 from hub.errors import MalformedMessage
 from hub.store import reader
 from hub.store.schema import stats_facts as f
@@ -68,7 +69,6 @@ COUNT_MEASURES: tuple[str, ...] = ("applications", "decisions", "granted", "refu
 TIME_MEASURES: tuple[str, ...] = ("decisions", "median_days", "p90_days")
 DEFAULT_MIN_CELL = 5
 
-_NOT_PROCESSING = ("_withdrawal", "_end")   # later acts on a granted permit, not an application's decision
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def processing_times(engine: Engine, by: Sequence[str] = (), where: StatsFilter 
               "nationality": f.c.nationality, "year": f.c.decided_year, "quarter": f.c.decided_quarter}
     conds = _conditions(where, f.c.decided_year, f.c.decided_quarter)
     conds += [f.c.days_to_decision.is_not(None), f.c.decided_year.is_not(None)]
-    conds += [~ends_with(func.coalesce(f.c.decision_kind, ""), s) for s in _NOT_PROCESSING]
+    conds += [~ends_with(func.coalesce(f.c.decision_kind, ""), s) for s in ENDING]   # later acts on a granted permit
     query = select(*[source[d].label(d) for d in by], f.c.days_to_decision).where(*conds)
     groups: dict[tuple, list[int]] = defaultdict(list)
     everything: list[int] = []
