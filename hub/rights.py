@@ -324,8 +324,6 @@ def extend(engine: Engine, request_id: str, controller: str, reason: str, now: d
 
 # --- the export (access, portability) ------------------------------------------------------------------
 
-DOCUMENT_LISTS = ("identity_documents", "medical_documents", "criminal_record_documents",
-                  "employment_documents", "administrative_documents")
 _WITHHELD_LISTS = {"health": "medical_documents", "criminal_record": "criminal_record_documents"}
 _DOSSIER_DATES = ("created_at", "updated_at", "complete_at", "incomplete_since", "decided_at", "notified_at",
                   "appeal_lodged_at", "appeal_ended_at", "closed_at", "retain_until")
