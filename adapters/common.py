@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterable
 
 import requests
 
-from adapters.base import Check, SourceConfig
+from hub.ports import Check, SourceConfig
 
 
 def pooled_session(config: SourceConfig) -> requests.Session:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
-from hub.identifiers import make_enterprise_number, make_insz
-from hub.territory import POSTCODE_RANGES
+from hub.domain.identifiers import make_enterprise_number, make_insz
+from hub.domain.territory import POSTCODE_RANGES
 
 # joint committees (paritair comité / commission paritaire) common for single-permit workers
 JOINT_COMMITTEES = ("200", "124", "302", "144", "145", "218", "226", "111", "140", "330")

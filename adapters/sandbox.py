@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.base import Adapter, SimulatorConfig, SourceConfig, load_adapters
+from hub.ports import Adapter, SimulatorConfig, SourceConfig, load_adapters
 from adapters.oauth import generate_key
 from adapters.population import Population
 from adapters.simulator import Faults, RunningSimulator, serve_in_thread

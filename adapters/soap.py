@@ -17,7 +17,7 @@ from lxml import etree
 from zeep.plugins import Plugin
 from zeep.transports import Transport
 
-from hub.safexml import UnsafeXml, parse_untrusted, refuse_unsafe
+from hub.ports.safexml import UnsafeXml, parse_untrusted, refuse_unsafe
 
 __all__ = ["SOAP_ENV", "MAX_SOAP_BYTES", "ZEEP_SETTINGS", "UnsafeXml", "parse_xml", "GuardedTransport",
            "soap_client", "parse_request", "envelope", "fault"]

@@ -31,8 +31,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from hub import audit  # noqa: E402
 from hub.audit import checkpoints  # noqa: E402
 from hub.audit.chain import AuditEvent  # noqa: E402
-from hub.store import migrate, open_engine  # noqa: E402
-from hub.store.db import normalise_url  # noqa: E402
+from hub.infra.store import migrate, open_engine  # noqa: E402
+from hub.infra.store.db import normalise_url  # noqa: E402
 
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

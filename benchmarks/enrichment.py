@@ -28,11 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.base import Resilient, SimulatorConfig, SourceConfig, load_adapters  # noqa: E402
+from hub.ports import Resilient, SimulatorConfig, SourceConfig, load_adapters  # noqa: E402
 from adapters.oauth import generate_key  # noqa: E402
 from adapters.population import Population  # noqa: E402
 from adapters.simulator import Faults, free_port  # noqa: E402
-from hub.batch import enrich_batch, naive_loop, read_lines  # noqa: E402
+from hub.lifecycle.batch import enrich_batch, naive_loop, read_lines  # noqa: E402
 
 SOURCE = "onss.dimona"
 LEGAL_CONTEXT = "Single-permit cooperation agreement Art. 14 §1"

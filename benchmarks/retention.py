@@ -41,12 +41,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import create_engine, func, select, text
 
-from hub import retention
-from hub.dossier import add_years
+from hub.lifecycle import retention
+from hub.domain.dossier import add_years
 from hub.audit import checkpoints
-from hub.settings import Settings
-from hub.store.db import migrate, normalise_url, open_engine
-from hub.store.schema import audit_events, stats_facts
+from hub.infra.settings import Settings
+from hub.infra.store.db import migrate, normalise_url, open_engine
+from hub.infra.store.schema import audit_events, stats_facts
 
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")

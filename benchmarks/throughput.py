@@ -71,16 +71,16 @@ from sqlalchemy import create_engine, func, select, text
 
 from hub import audit
 from hub.bootstrap import Hub, build_hub
-from hub.envelope import Envelope, new_id
-from hub.flows import region_party
-from hub.pipeline import Submission, submit
-from hub.routing import ROUTE_QUEUE, acknowledge, inbox_item, party_queue
-from hub.samples import synthetic_application
-from hub.settings import Settings
-from hub.store.db import normalise_url, open_engine
-from hub.store.schema import audit_events, deliveries
-from hub.transport.amqp import retry_queue
-from hub.transport.base import RetryPolicy, parking_queue
+from hub.domain.envelope import Envelope, new_id
+from hub.domain.flows import region_party
+from hub.messaging.ingress import Submission, submit
+from hub.messaging.routing import ROUTE_QUEUE, acknowledge, inbox_item, party_queue
+from hub.domain.samples import synthetic_application
+from hub.infra.settings import Settings
+from hub.infra.store.db import normalise_url, open_engine
+from hub.infra.store.schema import audit_events, deliveries
+from hub.infra.transport.amqp import retry_queue
+from hub.infra.transport.base import RetryPolicy, parking_queue
 
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -303,7 +303,7 @@ def production_setup(tmp: Path, args: argparse.Namespace) -> HubSetup:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
         # what hub.transport.amqp declares for the route queue and for every queue-delivered party
-        from hub.flows import default_contracts_dir, load_registry
+        from hub.domain.flows import default_contracts_dir, load_registry
         registry = load_registry(settings.contracts_dir or default_contracts_dir())
         queues = [prefix + ROUTE_QUEUE] + [party_queue(p.id, prefix) for p in registry.parties.values()
                                            if p.delivery == "queue"]

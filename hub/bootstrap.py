@@ -10,22 +10,22 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import Engine, text
 
-from adapters.base import Enricher, Resilient, SourceConfig, load_adapters
-from hub import oplog
+from hub.ports import Enricher, Resilient, SourceConfig, load_adapters
+from hub.infra import oplog
 from hub.audit import checkpoint_now
-from hub.auth import StoredReplayCache, TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
-from hub.clocks import ClockRules, load_clocks
-from hub.consultation import Consultation, load_consultations
-from hub.designations import Designations, load_designations
-from hub.enrichment import Enrichment
-from hub.envelope import utcnow
-from hub.flows import Registry, default_contracts_dir, load_registry
-from hub.pipeline import Ingress
-from hub.routing import ROUTE_QUEUE, Relay, Router, party_queue
-from hub.settings import Settings
-from hub.store import migrate, open_engine, reader
-from hub.store.group_commit import GroupCommit
-from hub.transport import Transport, open_transport
+from hub.infra.auth import StoredReplayCache, TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
+from hub.lifecycle.clocks import ClockRules, load_clocks
+from hub.domain.consultation import Consultation, load_consultations
+from hub.domain.designations import Designations, load_designations
+from hub.messaging.enrichment import Enrichment
+from hub.domain.envelope import utcnow
+from hub.domain.flows import Registry, default_contracts_dir, load_registry
+from hub.messaging.ingress import Ingress
+from hub.messaging.routing import ROUTE_QUEUE, Relay, Router, party_queue
+from hub.infra.settings import Settings
+from hub.infra.store import migrate, open_engine, reader
+from hub.infra.store.unit_of_work import GroupCommit
+from hub.infra.transport import Transport, open_transport
 
 log = structlog.get_logger("hub")
 
@@ -84,7 +84,7 @@ class Hub:
     def _retain_periodically(self) -> None:
         """Art. 27: delete the dossiers whose retention ended, every retention_run_seconds, in
         batches (one transaction each: nothing half-deleted); a stopping hub ends between batches."""
-        from hub import retention
+        from hub.lifecycle import retention
         while not self.stop.wait(self.settings.retention_run_seconds):
             try:
                 r = retention.run(self.engine, utcnow(), batch=self.settings.retention_batch, stop=self.stop)
@@ -97,7 +97,7 @@ class Hub:
     def _scan_clocks(self) -> None:
         """Statutory clocks (61/27-4, 61/29-4, 61/29-5): start, stop, remind, expire or deem
         authorised, every clock_scan_seconds. Safe beside other workers doing the same."""
-        from hub import clocks
+        from hub.lifecycle import clocks
         while not self.stop.wait(self.settings.clock_scan_seconds):
             try:
                 clocks.sync(self.ingress, self.clocks, utcnow())

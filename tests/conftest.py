@@ -28,7 +28,7 @@ def _unavailable(what: str, err: Exception):
 @pytest.fixture
 def pg_schema_url():
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
-    from hub.store.db import normalise_url
+    from hub.infra.store.db import normalise_url
     schema = f"t_{uuid.uuid4().hex[:12]}"
     try:
         admin = create_engine(normalise_url(PG_URL))
@@ -76,7 +76,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def hub_settings(data_dir: Path, database_url: str, broker_url: str, **kw):
-    from hub.settings import Settings
+    from hub.infra.settings import Settings
     kw.setdefault("queue_prefix", f"t{uuid.uuid4().hex[:8]}.")
     kw.setdefault("sandbox_dir", SANDBOX_DIR)
     return Settings(data_dir=data_dir, database_url=database_url, broker_url=broker_url, **kw)
@@ -116,7 +116,7 @@ def start_hub(data_dir: Path, database_url: str, broker_url: str, **settings):
     """A hub with its workers behind a TestClient; yields a HubClient, then stops and cleans up."""
     from fastapi.testclient import TestClient
 
-    from hub.api.app import create_app
+    from hub.interfaces.api.app import create_app
     from hub.bootstrap import build_hub
     hub = build_hub(hub_settings(data_dir, database_url, broker_url, **settings))
     hub.start_workers()

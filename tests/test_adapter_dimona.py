@@ -11,7 +11,7 @@ import requests
 import respx
 from hypothesis import given, settings, strategies as st
 
-from adapters.base import Resilient, RetryPolicy, SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
+from hub.ports import Resilient, RetryPolicy, SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.oauth import generate_key
 from adapters.onss_dimona import ADAPTER, DimonaEnricher
 from adapters.onss_dimona import client as client_mod
@@ -21,7 +21,7 @@ from adapters.onss_dimona.mapping import from_personnel_file, from_rest, to_reco
 from adapters.onss_dimona.simulator import PUBLISHED_JOINT_COMMITTEES, rest_period
 from adapters.population import JOINT_COMMITTEES, Employment, Population
 from adapters.simulator import Faults, serve_in_thread
-from hub.identifiers import make_enterprise_number
+from hub.domain.identifiers import make_enterprise_number
 
 POP = Population(2026)
 KEY, PUBLIC = generate_key()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from lxml import etree
 from starlette.responses import Response
 
-from adapters.base import Resilient, RetryPolicy, SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
+from hub.ports import Resilient, RetryPolicy, SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.onss_dmfa import ADAPTER, contract, mapping
 from adapters.onss_dmfa.client import DmfAClient, request_payload
 from adapters.onss_dmfa.enricher import DmfAEnricher, make_enricher

@@ -15,7 +15,7 @@ from lxml import etree
 from zeep.helpers import serialize_object
 from zeep.plugins import HistoryPlugin
 
-from adapters.base import (Resilient, RetryPolicy, SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable,
+from hub.ports import (Resilient, RetryPolicy, SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable,
                            Subject)
 from adapters.inasti import ADAPTER, SelfEmployedEnricher
 from adapters.inasti import contract as c
@@ -26,7 +26,7 @@ from adapters.inasti.mapping import career_data, to_record
 from adapters.population import SOCIAL_INSURANCE_FUNDS, Person, Population, SelfEmployedPeriod
 from adapters.simulator import Faults, serve_in_thread
 from adapters.soap import SOAP_ENV
-from hub.identifiers import is_valid_insz, make_insz
+from hub.domain.identifiers import is_valid_insz, make_insz
 
 POP = Population()
 SAMPLE = [insz for insz, _ in POP.sample(300)]

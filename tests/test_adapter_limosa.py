@@ -12,7 +12,7 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.base import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
+from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.oauth import generate_key
 from adapters.onss_limosa import ADAPTER, contract, mapping
 from adapters.onss_limosa.client import LimosaClient

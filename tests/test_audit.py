@@ -8,8 +8,8 @@ from sqlalchemy import delete, insert, select, update
 
 from hub import audit
 from hub.audit import AuditEvent
-from hub.store import migrate, open_engine
-from hub.store.schema import audit_events, audit_head
+from hub.infra.store import migrate, open_engine
+from hub.infra.store.schema import audit_events, audit_head
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from hub import audit
 from hub.audit import bundle, chain, checkpoints
 from hub.audit.chain import AuditEvent
-from hub.store import migrate, open_engine
-from hub.store.schema import audit_checkpoints, audit_events, audit_head
+from hub.infra.store import migrate, open_engine
+from hub.infra.store.schema import audit_checkpoints, audit_events, audit_head
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 
@@ -294,8 +294,8 @@ def test_bundle_names_the_bad_event_and_pins_the_key(sqlite_engine, signer, tmp_
 
 
 def test_cli_export_and_verify_bundle(tmp_path, monkeypatch):
-    from hub.cli import app
-    from hub.settings import Settings
+    from hub.interfaces.cli.main import app
+    from hub.infra.settings import Settings
     monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
     settings = Settings()
     e = open_engine(settings.resolved_database_url())

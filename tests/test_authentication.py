@@ -15,11 +15,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import func, select
 
-from hub import audit, samples
-from hub.api.ratelimit import RateLimiter
-from hub.auth import ASSERTION_TYPE, load_clients
-from hub.flows import default_contracts_dir, load_registry
-from hub.store.schema import audit_events, deliveries, dossiers, messages, outbox
+from hub import audit
+from hub.domain import samples
+from hub.interfaces.api.ratelimit import RateLimiter
+from hub.infra.auth import ASSERTION_TYPE, load_clients
+from hub.domain.flows import default_contracts_dir, load_registry
+from hub.infra.store.schema import audit_events, deliveries, dossiers, messages, outbox
 from tests.conftest import start_hub
 
 TOKEN_URL = "http://testserver/oauth/token"
@@ -214,9 +215,9 @@ def test_replayed_assertion_is_refused(h):
 def test_a_replay_to_another_api_process_is_refused(tmp_path, store_url):
     """Several `wib-hub api` processes share the store: an assertion used at one is refused at the
     other (each process has its own TokenIssuer; the replay cache is the `assertion_ids` table)."""
-    from hub.auth import StoredReplayCache, TokenIssuer
-    from hub.errors import NotAuthenticated
-    from hub.store import migrate, open_engine
+    from hub.infra.auth import StoredReplayCache, TokenIssuer
+    from hub.domain.errors import NotAuthenticated
+    from hub.infra.store import migrate, open_engine
     engine = open_engine(store_url)
     migrate(engine)
     clients = load_clients(write_clients(tmp_path / "clients.json"))

@@ -7,8 +7,9 @@ import jwt
 import pytest
 from sqlalchemy import func, select
 
-from hub import audit, samples
-from hub.store.schema import audit_events, deliveries, dossiers, messages, outbox
+from hub import audit
+from hub.domain import samples
+from hub.infra.store.schema import audit_events, deliveries, dossiers, messages, outbox
 
 
 def _counts(hub) -> dict[str, int]:

@@ -6,8 +6,8 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from hub.cli import app
-from hub.flows import default_contracts_dir
+from hub.interfaces.cli.main import app
+from hub.domain.flows import default_contracts_dir
 
 runner = CliRunner()
 
@@ -42,8 +42,8 @@ def test_audit_verify_and_tail(tmp_path, monkeypatch):
     monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
     from hub import audit
     from hub.audit import AuditEvent
-    from hub.settings import Settings
-    from hub.store import migrate, open_engine
+    from hub.infra.settings import Settings
+    from hub.infra.store import migrate, open_engine
     engine = open_engine(Settings().resolved_database_url())
     migrate(engine)
     with engine.begin() as conn:
@@ -61,7 +61,7 @@ def test_a_store_not_migrated_is_a_message_and_exit_2(tmp_path, monkeypatch, cap
     """The installed `wib-hub` command (hub.cli:main): no traceback, no SQL, a hint."""
     import sys
 
-    from hub.cli import main
+    from hub.interfaces.cli.main import main
     monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
     for command in (["audit", "tail"], ["rights", "list"], ["clocks", "due"], ["stats", "summary"]):

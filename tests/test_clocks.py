@@ -20,16 +20,16 @@ import yaml
 from sqlalchemy import func, insert, select, update
 from typer.testing import CliRunner
 
-from hub import samples
-from hub.cli import app
-from hub.clocks import ClockRules, clock_of, due, load_clocks, parse_duration, sync
-from hub.demo import DemoClient
-from hub.envelope import as_utc
-from hub.errors import RegistryError
-from hub.flows import default_contracts_dir, load_registry
-from hub.pipeline import Ingress
-from hub.store import migrate, open_engine
-from hub.store.schema import audit_events, dossier_clocks, dossiers, messages
+from hub.domain import samples
+from hub.interfaces.cli.main import app
+from hub.lifecycle.clocks import ClockRules, clock_of, due, load_clocks, parse_duration, sync
+from hub.interfaces.cli.demo import DemoClient
+from hub.domain.envelope import as_utc
+from hub.domain.errors import RegistryError
+from hub.domain.flows import default_contracts_dir, load_registry
+from hub.messaging.ingress import Ingress
+from hub.infra.store import migrate, open_engine
+from hub.infra.store.schema import audit_events, dossier_clocks, dossiers, messages
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 UTC = timezone.utc
@@ -511,7 +511,7 @@ def test_blue_card_deemed_authorised_exactly_once_after_ninety_days(embedded_hub
 def test_cli_due_sync_and_rules(tmp_path, monkeypatch):
     from rich.console import Console
 
-    from hub import cli_clocks
+    from hub.interfaces.cli import clocks as cli_clocks
     from tests.conftest import SANDBOX_DIR
     monkeypatch.setattr(cli_clocks, "console", Console(width=240))
     url = f"sqlite:///{tmp_path / 'hub.db'}"

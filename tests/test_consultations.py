@@ -7,12 +7,12 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from hub import samples
-from hub.demo import DemoClient
-from hub.errors import RegistryError
-from hub.flows import default_contracts_dir, load_registry
-from hub.consultation import load_consultations
-from hub.store.schema import audit_events
+from hub.domain import samples
+from hub.interfaces.cli.demo import DemoClient
+from hub.domain.errors import RegistryError
+from hub.domain.flows import default_contracts_dir, load_registry
+from hub.domain.consultation import load_consultations
+from hub.infra.store.schema import audit_events
 
 
 @pytest.fixture

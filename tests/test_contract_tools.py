@@ -7,10 +7,10 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from hub.catalogue import ContractFileMissing, UnknownContract, UnsafeDocument, load_catalogue
-from hub.cli import app
-from hub.errors import RegistryError
-from hub.flows import default_contracts_dir
+from hub.registry.catalogue import ContractFileMissing, UnknownContract, UnsafeDocument, load_catalogue
+from hub.interfaces.cli.main import app
+from hub.domain.errors import RegistryError
+from hub.domain.flows import default_contracts_dir
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}
@@ -216,7 +216,7 @@ class _EntryPoint:
 @pytest.fixture
 def fake_adapters(monkeypatch):
     """Two adapters behind the entry points: one whose endpoint conforms, one whose does not."""
-    from adapters.base import Adapter, Check
+    from hub.ports import Adapter, Check
     seen = {}
 
     def suite(passing):
@@ -228,7 +228,7 @@ def fake_adapters(monkeypatch):
 
     adapters = [_EntryPoint("x.good", Adapter("x.good", "X", "REST", (), lambda c: None, suite(True))),
                 _EntryPoint("x.bad", Adapter("x.bad", "X", "SOAP", (), lambda c: None, suite(False)))]
-    monkeypatch.setattr("hub.cli_contracts.entry_points", lambda group: adapters if group == "wib_hub.adapters" else [])
+    monkeypatch.setattr("hub.interfaces.cli.contracts.entry_points", lambda group: adapters if group == "wib_hub.adapters" else [])
     return seen
 
 

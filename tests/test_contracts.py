@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.contracts import DATA_CATEGORIES, MessageContract, load_contracts
-from hub.errors import ContractViolation, RegistryError
-from hub.flows import default_contracts_dir
-from hub.samples import (
+from hub.domain.contracts import DATA_CATEGORIES, MessageContract, load_contracts
+from hub.domain.errors import ContractViolation, RegistryError
+from hub.domain.flows import default_contracts_dir
+from hub.domain.samples import (
     SAMPLE_PAYLOADS,
     WORKER_INSZ,
     sample_application,

@@ -8,8 +8,8 @@ import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from hub.store import current_revision, migrate, open_engine
-from hub.store.schema import metadata
+from hub.infra.store import current_revision, migrate, open_engine
+from hub.infra.store.schema import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ def test_compose_names_the_services():
         sources = json.loads(env["HUB_SOURCES"])
         assert env["HUB_SANDBOX"] == "false" and set(sources) == {"onss.dimona", "onss.dmfa", "onss.limosa",
                                                                   "inasti.self-employed"}
-    from adapters.base import load_adapters
+    from hub.ports import load_adapters
     ports = {name: 8100 + i for i, name in enumerate(load_adapters())}
     for name, url in sources.items():
         assert url.endswith(f":{ports[name]}"), (name, url)

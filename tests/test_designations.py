@@ -14,13 +14,13 @@ import yaml
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from hub import samples
-from hub.cli import app
-from hub.demo import DemoClient
-from hub.designations import SPECIAL_CATEGORIES, load_designations
-from hub.errors import RegistryError
-from hub.flows import default_contracts_dir, load_registry
-from hub.store.schema import audit_events
+from hub.domain import samples
+from hub.interfaces.cli.main import app
+from hub.interfaces.cli.demo import DemoClient
+from hub.domain.designations import SPECIAL_CATEGORIES, load_designations
+from hub.domain.errors import RegistryError
+from hub.domain.flows import default_contracts_dir, load_registry
+from hub.infra.store.schema import audit_events
 from tests.conftest import hub_settings, start_hub
 
 ADMISSIBLE = "single-permit.admissible-to-dvz"

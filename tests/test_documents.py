@@ -7,9 +7,9 @@ import hashlib
 import pytest
 from sqlalchemy import func, select
 
-from hub import documents, samples
-from hub.errors import ContractViolation
-from hub.store.schema import audit_events, dossiers, messages
+from hub.domain import documents, samples
+from hub.domain.errors import ContractViolation
+from hub.infra.store.schema import audit_events, dossiers, messages
 
 
 def _doc(content: bytes, media_type: str = "application/pdf", filename: str = "contract.pdf", **over) -> dict:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.dossier import EXAMINING, STATES, change, outcome_of, retain_until
-from hub.errors import InvalidTransition
+from hub.domain.dossier import EXAMINING, STATES, change, outcome_of, retain_until
+from hub.domain.errors import InvalidTransition
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 

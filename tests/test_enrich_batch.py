@@ -9,12 +9,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from adapters.population import Population
-from hub.cli import app
-from hub.demo import DemoClient, procedure
-from hub.monitor import permit_holders_without_employment
-from hub.store import open_engine
-from hub.store.schema import audit_events
-from hub.territory import region_of_postcode
+from hub.interfaces.cli.main import app
+from hub.interfaces.cli.demo import DemoClient, procedure
+from hub.lifecycle.monitor import permit_holders_without_employment
+from hub.infra.store import open_engine
+from hub.infra.store.schema import audit_events
+from hub.domain.territory import region_of_postcode
 
 from conftest import SANDBOX_DIR
 
@@ -77,7 +77,7 @@ def test_monitor_lists_permit_holders_without_running_employment(embedded_hub):
     today = date.today()
     findings = permit_holders_without_employment(hub.engine, hub.sources["onss.dimona"], today, "test")
     with hub.engine.connect() as conn:
-        from hub.store.schema import dossiers
+        from hub.infra.store.schema import dossiers
         granted = conn.execute(select(dossiers.c.id, dossiers.c.application)
                                .where(dossiers.c.work_outcome == "granted")).all()
     assert len(granted) == 1

@@ -8,13 +8,14 @@ from datetime import date, datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from adapters.base import (
+from hub.ports import (
     CircuitBreaker, CircuitOpen, EnrichmentRecord, Resilient, RetryPolicy, SourceRefused, SourceUnavailable,
     Subject,
 )
-from hub import audit, samples
-from hub.demo import DemoClient
-from hub.store.schema import audit_events, enrichment_jobs, enrichments
+from hub import audit
+from hub.domain import samples
+from hub.interfaces.cli.demo import DemoClient
+from hub.infra.store.schema import audit_events, enrichment_jobs, enrichments
 
 from conftest import start_hub
 
@@ -226,7 +227,7 @@ def test_professional_card_reaches_the_region_with_inastis_register(tmp_path):
     started, Art. 34/36)."""
     from datetime import date
 
-    from hub.samples import FLOW_SAMPLES
+    from hub.domain.samples import FLOW_SAMPLES
     gen = start_hub(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.db'}", f"sqlite:///{tmp_path / 'broker.db'}",
                     professional_card_start=date(2026, 1, 1))
     client = next(gen)

@@ -1,8 +1,8 @@
 """The envelope crosses the broker as bytes and comes back the same; its payload hash is stable."""
 from __future__ import annotations
 
-from hub.envelope import Envelope, canonical_json, payload_hash
-from hub.samples import synthetic_application
+from hub.domain.envelope import Envelope, canonical_json, payload_hash
+from hub.domain.samples import synthetic_application
 
 
 def test_round_trip():

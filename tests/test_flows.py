@@ -9,8 +9,8 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from hub.errors import ContractViolation, RegistryError, UnknownFlow
-from hub.flows import (
+from hub.domain.errors import ContractViolation, RegistryError, UnknownFlow
+from hub.domain.flows import (
     DOSSIER_STATES,
     EMPLOYMENT_SERVICES,
     REGION_PARTIES,
@@ -20,7 +20,7 @@ from hub.flows import (
     load_registry,
     region_party,
 )
-from hub.samples import FLOW_SAMPLES, sample_application
+from hub.domain.samples import FLOW_SAMPLES, sample_application
 
 FIXED_FLOWS = {
     "single-permit.application-submitted",

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from hub.api.hardening import MAX_JSON_DEPTH, load_json
-from hub.errors import MalformedMessage
-from hub.store.schema import audit_events, messages
+from hub.interfaces.api.hardening import MAX_JSON_DEPTH, load_json
+from hub.domain.errors import MalformedMessage
+from hub.infra.store.schema import audit_events, messages
 
 
 def test_api_answers_carry_the_security_headers(embedded_hub):

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from hub.identifiers import (
+from hub.domain.identifiers import (
     format_enterprise_number,
     is_valid_enterprise_number,
     is_valid_insz,

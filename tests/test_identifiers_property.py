@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hub.identifiers import (
+from hub.domain.identifiers import (
     format_enterprise_number,
     is_valid_enterprise_number,
     is_valid_insz,

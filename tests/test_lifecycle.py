@@ -8,9 +8,9 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from hub import samples
-from hub.demo import DemoClient, procedure
-from hub.store.schema import audit_events, dossiers, messages, stats_facts
+from hub.domain import samples
+from hub.interfaces.cli.demo import DemoClient, procedure
+from hub.infra.store.schema import audit_events, dossiers, messages, stats_facts
 from tests.conftest import start_hub
 
 CARD = "professional-card.application-submitted"

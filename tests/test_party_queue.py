@@ -7,11 +7,11 @@ import threading
 
 import yaml
 
-from hub import samples
+from hub.domain import samples
 from hub.bootstrap import build_hub
-from hub.flows import default_contracts_dir
-from hub.pipeline import Submission, submit
-from hub.routing import party_queue
+from hub.domain.flows import default_contracts_dir
+from hub.messaging.ingress import Submission, submit
+from hub.messaging.routing import party_queue
 from tests.conftest import hub_settings, shut_down
 
 

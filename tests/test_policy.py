@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from hub import policy
-from hub.errors import NotAuthorised
-from hub.flows import default_contracts_dir, load_registry
+from hub.domain import policy
+from hub.domain.errors import NotAuthorised
+from hub.domain.flows import default_contracts_dir, load_registry
 
 REGISTRY = load_registry(default_contracts_dir())
 DOSSIER = {"id": "d1", "competent_region": "region.flanders", "state": "submitted"}

@@ -15,11 +15,11 @@ import fnmatch
 import yaml
 from sqlalchemy import func, select
 
-from hub.demo import DemoClient, procedure
-from hub.designations import redact
-from hub.flows import default_contracts_dir
-from hub.samples import FLOW_SAMPLES, synthetic_application
-from hub.store.schema import audit_events, deliveries, messages
+from hub.interfaces.cli.demo import DemoClient, procedure
+from hub.domain.designations import redact
+from hub.domain.flows import default_contracts_dir
+from hub.domain.samples import FLOW_SAMPLES, synthetic_application
+from hub.infra.store.schema import audit_events, deliveries, messages
 
 CONTRACTS = default_contracts_dir()
 PARTIES = {p["id"]: p for p in yaml.safe_load((CONTRACTS / "parties.yaml").read_text())["parties"]}

@@ -23,11 +23,11 @@ from adapters.backoffice.cli import SettingsError, poller_from_env
 from adapters.backoffice.client import BackOfficeClient, HubApi, HubRefused, HubUnavailable, event_from_json
 from adapters.backoffice.poller import Poller, StateFile, hub_message_id, to_hub_message
 from adapters.backoffice.simulator import SIMULATOR_API_KEY, make_back_office, synthetic_event
-from adapters.base import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable
+from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable
 from adapters.dvz import ADAPTER as DVZ_ADAPTER
 from adapters.regions import ADAPTER as REGIONS_ADAPTER
 from adapters.simulator import FaultInjector, Faults, serve_in_thread
-from hub import samples
+from hub.domain import samples
 
 FLANDERS = "region.flanders"
 
@@ -239,7 +239,7 @@ def test_refusals_are_recorded_and_do_not_block(embedded_hub, offices, make_poll
 
 
 def test_poller_loop_on_a_real_http_hub_backs_off_and_recovers(embedded_hub, offices, tmp_path):
-    from hub.api.app import create_app
+    from hub.interfaces.api.app import create_app
     hub_server = serve_in_thread("hub", create_app(embedded_hub.hub))
     dvz_office = serve_in_thread("dvz-faulty", make_back_office("dvz", Faults(down=True)))
     try:
@@ -382,7 +382,7 @@ _events = st.fixed_dictionaries(
 @settings(max_examples=200, deadline=None)
 @given(event=_events, party=st.sampled_from(["dvz", *[f"region.{r}" for r in ("flanders", "wallonia")]]))
 def test_event_to_hub_message_is_deterministic_lossless_and_a_valid_hub_body(event, party):
-    from hub.api.authorities import MessageIn
+    from hub.interfaces.api.authorities import MessageIn
     assert contract.errors("Event", event) == []
     message = to_hub_message(party, event_from_json(event), event.get("recipients"))
     MessageIn.model_validate(message)                               # the hub's own request model
@@ -441,7 +441,7 @@ def test_module_entry_runs_one_pass_from_environment(embedded_hub, offices, tmp_
     import subprocess
     import sys
 
-    from hub.api.app import create_app
+    from hub.interfaces.api.app import create_app
     hub_server = serve_in_thread("hub", create_app(embedded_hub.hub))
     try:
         add_events(offices[FLANDERS], synthetic_event(FLANDERS, "single-permit.admissible-to-dvz",

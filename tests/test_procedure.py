@@ -6,9 +6,9 @@ import time
 from sqlalchemy import func, select
 
 from hub import audit
-from hub.demo import DemoClient, procedure
-from hub.envelope import Envelope
-from hub.store.schema import audit_events, deliveries, dossiers, messages
+from hub.interfaces.cli.demo import DemoClient, procedure
+from hub.domain.envelope import Envelope
+from hub.infra.store.schema import audit_events, deliveries, dossiers, messages
 
 
 def _items(c: DemoClient, party: str, dossier_id: str) -> list[dict]:
@@ -72,7 +72,7 @@ def test_redelivered_envelope_is_not_delivered_twice(running_hub):
     hub = running_hub.hub
     c = DemoClient(running_hub.http, running_hub.secrets)
     c.load_flows()
-    from hub import samples
+    from hub.domain import samples
     dossier_id = c.apply(samples.synthetic_application(7))
     with hub.engine.connect() as conn:
         m = conn.execute(select(messages)).mappings().one()
@@ -94,7 +94,7 @@ def test_redelivered_envelope_is_not_delivered_twice(running_hub):
 
 
 def test_sender_retry_with_same_message_id_is_one_message(running_hub):
-    from hub import samples
+    from hub.domain import samples
     c = DemoClient(running_hub.http, running_hub.secrets)
     payload = samples.synthetic_application(9)
     h = {**c.headers("portal"), "Idempotency-Key": "portal-0001"}
@@ -113,8 +113,8 @@ def test_burst_from_concurrent_senders_is_delivered_once_each(running_hub):
     every message still arrives exactly once, with its own audit events, and the chain holds."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from hub import samples
-    from hub.pipeline import Submission, submit
+    from hub.domain import samples
+    from hub.messaging.ingress import Submission, submit
     hub = running_hub.hub
 
     def send(i: int) -> str:

@@ -6,10 +6,10 @@ import uuid
 
 from sqlalchemy import func, select
 
-from hub import samples
+from hub.domain import samples
 from hub.bootstrap import build_hub
-from hub.pipeline import Submission, submit
-from hub.store.schema import deliveries
+from hub.messaging.ingress import Submission, submit
+from hub.infra.store.schema import deliveries
 from tests.conftest import hub_settings, shut_down
 
 

@@ -7,11 +7,12 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from hub import audit, samples
+from hub import audit
+from hub.domain import samples
 from hub.bootstrap import build_hub
-from hub.pipeline import Submission, submit
-from hub.routing import _envelope
-from hub.store.schema import deliveries, messages, outbox
+from hub.messaging.ingress import Submission, submit
+from hub.messaging.routing import _envelope
+from hub.infra.store.schema import deliveries, messages, outbox
 from tests.conftest import hub_settings, shut_down
 
 

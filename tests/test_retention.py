@@ -18,11 +18,13 @@ import typer
 from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner
 
-from hub import audit, dossier as lifecycle, retention
+from hub import audit
+from hub.domain import dossier as lifecycle
+from hub.lifecycle import retention
 from hub.audit import AuditEvent, checkpoints
-from hub.envelope import as_utc
-from hub.store import migrate, open_engine
-from hub.store.schema import (
+from hub.domain.envelope import as_utc
+from hub.infra.store import migrate, open_engine
+from hub.infra.store.schema import (
     audit_events, deliveries, dossier_clocks, dossiers, enrichment_jobs, enrichments, messages, outbox,
     stats_facts,
 )
@@ -302,7 +304,7 @@ def test_a_dossier_being_changed_is_left_for_the_next_run(pg_schema_url):
 
 
 def _cli(monkeypatch, url: str, data_dir) -> tuple[CliRunner, typer.Typer]:
-    from hub import cli_retention
+    from hub.interfaces.cli import retention as cli_retention
     monkeypatch.setenv("HUB_DATABASE_URL", url)
     monkeypatch.setenv("HUB_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HUB_AUDIT_KEY_FILE", str(data_dir.parent / "audit.key"))   # the store's key
@@ -352,8 +354,8 @@ def test_cli_dry_run_lists_and_deletes_nothing_then_a_real_run_deletes(store, mo
 def test_real_dossiers_through_the_api_ten_years_on(embedded_hub):
     """Dossiers driven by the parties' messages (granted, refused, appeal pending, undecided); ten
     years and a day later the granted and the refused one are gone, everywhere, and nothing else."""
-    from hub import samples
-    from hub.demo import DemoClient, procedure
+    from hub.domain import samples
+    from hub.interfaces.cli.demo import DemoClient, procedure
     hc = embedded_hub
     c = DemoClient(hc.http, hc.secrets)
     c.load_flows()

@@ -9,14 +9,15 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from hub import rights, samples
-from hub.api.rights import utc_now
-from hub.cli import app
-from hub.demo import DemoClient
-from hub.flows import default_contracts_dir, load_registry
-from hub.identifiers import is_valid_insz, make_insz
-from hub.store import migrate, open_engine
-from hub.store.schema import audit_events, rights_requests
+from hub.lifecycle import rights
+from hub.domain import samples
+from hub.interfaces.api.rights import utc_now
+from hub.interfaces.cli.main import app
+from hub.interfaces.cli.demo import DemoClient
+from hub.domain.flows import default_contracts_dir, load_registry
+from hub.domain.identifiers import is_valid_insz, make_insz
+from hub.infra.store import migrate, open_engine
+from hub.infra.store.schema import audit_events, rights_requests
 
 UTC = timezone.utc
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)            # a Monday
@@ -100,7 +101,7 @@ def test_request_acknowledged_routed_overdue_exported_answered(world):
     hc, clock, w = world
     worker = samples.WORKER_INSZ
     with hc.hub.engine.connect() as conn:   # the lead's pipeline fills the subject columns
-        from hub.store.schema import dossiers
+        from hub.infra.store.schema import dossiers
         subject = conn.execute(select(dossiers.c.subject_insz).where(dossiers.c.id == w["a"])).scalar_one()
     assert subject == worker, "dossiers.subject_insz is not filled on dossier creation"
 

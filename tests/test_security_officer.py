@@ -11,17 +11,18 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from hub import audit, samples
+from hub import audit
+from hub.domain import samples
 from hub.audit import AuditEvent
 from hub.audit.query import AuditFilter, search
 from hub.audit.report import OfficeHours, build_report
-from hub.cli import app
-from hub.demo import DemoClient, procedure
-from hub.errors import MalformedMessage
-from hub.flows import default_contracts_dir, load_registry
-from hub.processing_register import CSV_FIELDS, build_register, to_csv, to_markdown
-from hub.store import migrate, open_engine
-from hub.store.schema import audit_events, dossiers
+from hub.interfaces.cli.main import app
+from hub.interfaces.cli.demo import DemoClient, procedure
+from hub.domain.errors import MalformedMessage
+from hub.domain.flows import default_contracts_dir, load_registry
+from hub.lifecycle.processing_register import CSV_FIELDS, build_register, to_csv, to_markdown
+from hub.infra.store import migrate, open_engine
+from hub.infra.store.schema import audit_events, dossiers
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 OFFICER = "security-officer"

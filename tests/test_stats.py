@@ -15,16 +15,16 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from hub import cli_stats
-from hub.cli import app
-from hub.errors import MalformedMessage
-from hub.stats import eurostat
-from hub.stats.queries import (
+from hub.interfaces.cli import stats as cli_stats
+from hub.interfaces.cli.main import app
+from hub.domain.errors import MalformedMessage
+from hub.lifecycle.stats import eurostat
+from hub.lifecycle.stats.queries import (
     DEFAULT_MIN_CELL, DIMENSIONS, PERMIT_LABELS, PERMIT_TYPES, REGIONS, StatsFilter, counts, percentile,
     processing_times,
 )
-from hub.store import migrate, open_engine
-from hub.store.schema import audit_events, stats_facts
+from hub.infra.store import migrate, open_engine
+from hub.infra.store.schema import audit_events, stats_facts
 
 runner = CliRunner()
 
@@ -372,7 +372,7 @@ def test_api_for_dvz_and_the_regions_only(embedded_hub):
 
 @pytest.fixture
 def cli_store(tmp_path, monkeypatch):
-    from hub.settings import Settings
+    from hub.infra.settings import Settings
     monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
     engine = open_engine(Settings().resolved_database_url())
     migrate(engine)

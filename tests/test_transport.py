@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from hub.transport import Delivery, PublishNotConfirmed, Reject, Retry, RetryPolicy, TransportError, open_transport
+from hub.infra.transport import Delivery, PublishNotConfirmed, Reject, Retry, RetryPolicy, TransportError, open_transport
 
 FAST = RetryPolicy(max_attempts=3, delays_ms=(50,))
 
@@ -338,7 +338,7 @@ def test_embedded_refuses_an_unknown_file_version(tmp_path):
 
 
 def test_open_transport_picks_by_scheme(tmp_path):
-    from hub.transport.embedded import EmbeddedTransport
+    from hub.infra.transport.embedded import EmbeddedTransport
 
     for url in (f"sqlite:///{tmp_path / 'a.db'}", f"embedded:///{tmp_path / 'b.db'}"):
         t = open_transport(url)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from adapters.backoffice.contract import CONTRACT_FILE
-from adapters.base import Adapter, SimulatorConfig
+from hub.ports import Adapter, SimulatorConfig
 
 __all__ = ["DVZ_FLOWS", "REGION_FLOWS", "REGIONS", "make_adapter"]
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import httpx
 
 from adapters.backoffice import contract
-from adapters.base import BackOfficeEvent, SourceRefused, SourceUnavailable
+from hub.ports import BackOfficeEvent, SourceRefused, SourceUnavailable
 
 __all__ = ["BackOfficeClient", "HubApi", "HubUnavailable", "HubRefused", "event_from_json"]
 

@@ -14,14 +14,14 @@ import httpx
 
 from adapters.backoffice import contract
 from adapters.backoffice.simulator import SIMULATOR_API_KEY
-from adapters.base import Check, SourceConfig
+from hub.ports import Check, SourceConfig
 
 __all__ = ["run_conformance", "sample_hub_message"]
 
 
 def sample_hub_message(flow: str, sender: str) -> dict[str, Any]:
     """A synthetic hub inbox item on `flow`, with a fresh message id (hub/samples.py payloads)."""
-    from hub.samples import FLOW_SAMPLES
+    from hub.domain.samples import FLOW_SAMPLES
     dossier_id = "WIB-2026-900001"
     return {"id": 1, "message_id": f"conformance-{uuid.uuid4().hex}", "flow": flow, "sender": sender,
             "dossier_id": dossier_id, "correlation_id": None, "purpose": 4, "data_categories": ["administrative"],

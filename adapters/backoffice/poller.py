@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from adapters.backoffice.client import BackOfficeClient, HubApi, HubRefused, event_from_json
-from adapters.base import BackOfficeEvent, SourceRefused, SourceUnavailable, utcnow
+from hub.ports import BackOfficeEvent, SourceRefused, SourceUnavailable, utcnow
 
 __all__ = ["Poller", "PassResult", "StateFile", "hub_message_id", "to_hub_message", "EVENT_NAMESPACE"]
 

@@ -169,7 +169,7 @@ def make_back_office(party: str, faults: Faults | None = None, api_key: str = SI
 
 def synthetic_event(party: str, flow: str, dossier_id: str, **extra: Any) -> dict[str, Any]:
     """An event spec for `POST /_sim/events`: a valid sample payload of the flow, decided by `party`."""
-    from hub.samples import FLOW_SAMPLES
+    from hub.domain.samples import FLOW_SAMPLES
     _, factory = FLOW_SAMPLES[flow]
     payload = factory(dossier_id)
     for key in ("deciding_authority", "requested_by", "decided_by"):

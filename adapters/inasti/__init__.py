@@ -1,7 +1,7 @@
 """INASTI self-employed register (service SelfEmployed v2 via the CBSS): the career of an applicant
 for a professional card in the general register of the self-employed (cooperation agreement on
 the single permit, Art. 14). SOAP; contracts in contracts/inasti/ and contracts/cbss/."""
-from adapters.base import Adapter
+from hub.ports import Adapter
 
 from .conformance import conformance
 from .enricher import SelfEmployedEnricher, make_enricher

@@ -21,7 +21,7 @@ from zeep.exceptions import Error as ZeepError, Fault, TransportError
 from zeep.helpers import serialize_object
 from zeep.plugins import Plugin
 
-from adapters.base import SourceRefused, SourceUnavailable, Subject
+from hub.ports import SourceRefused, SourceUnavailable, Subject
 from adapters.soap import SOAP_ENV, UnsafeXml, soap_client
 
 from . import contract as c

@@ -16,7 +16,7 @@ import zeep
 from lxml import etree
 from zeep.transports import Transport
 
-from adapters.base import Check, SourceConfig, Subject
+from hub.ports import Check, SourceConfig, Subject
 from adapters.population import Population
 from adapters.soap import SOAP_ENV, parse_xml
 

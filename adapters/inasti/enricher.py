@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from adapters.base import EnrichmentRecord, SourceConfig, Subject
+from hub.ports import EnrichmentRecord, SourceConfig, Subject
 from adapters.common import ClientEnricher, pooled_session
 
 from .client import SelfEmployedClient, endpoint

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Mapping
 
-from adapters.base import EnrichmentRecord, SourceRefused, SourceUnavailable
+from hub.ports import EnrichmentRecord, SourceRefused, SourceUnavailable
 
 SOURCE = "inasti.self-employed"
 CONTRACT = "self-employed"

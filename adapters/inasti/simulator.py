@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.base import SimulatorConfig
+from hub.ports import SimulatorConfig
 from adapters.population import Person, Population
 from adapters.simulator import FaultInjector
 from adapters.soap import MAX_SOAP_BYTES, envelope, fault, parse_request
-from hub.identifiers import is_valid_insz
+from hub.domain.identifiers import is_valid_insz
 
 from . import contract as c
 

@@ -4,7 +4,7 @@ single permit, Art. 14.
 """
 from __future__ import annotations
 
-from adapters.base import Adapter
+from hub.ports import Adapter
 
 from .conformance import conformance
 from .enricher import DimonaEnricher, make_enricher

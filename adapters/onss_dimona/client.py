@@ -16,7 +16,7 @@ import zeep
 import zeep.exceptions
 from lxml import etree
 
-from adapters.base import SourceConfig, SourceRefused, SourceUnavailable
+from hub.ports import SourceConfig, SourceRefused, SourceUnavailable
 from adapters.oauth import PrivateKeyJwt, TokenError
 from adapters.soap import soap_client
 

@@ -12,7 +12,7 @@ import httpx
 import requests
 from lxml import etree
 
-from adapters.base import Check, SourceConfig, SourceRefused
+from hub.ports import Check, SourceConfig, SourceRefused
 from adapters.common import with_and_without
 from adapters.oauth import ASSERTION_TYPE, client_assertion
 from adapters.population import Population

@@ -11,7 +11,7 @@ from typing import Iterable
 
 import httpx
 
-from adapters.base import EnrichmentRecord, SourceConfig, SourceUnavailable, Subject, utcnow
+from hub.ports import EnrichmentRecord, SourceConfig, SourceUnavailable, Subject, utcnow
 
 from .client import DimonaClient
 from .mapping import REST_CONTRACT, REST_VERSION, SOURCE, MalformedAnswer, from_rest, to_record

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from lxml import etree
 
-from adapters.base import EnrichmentRecord, Subject, utcnow
+from hub.ports import EnrichmentRecord, Subject, utcnow
 
 SOURCE = "onss.dimona"
 REST_CONTRACT, REST_VERSION = "dimona-rest", "v2"

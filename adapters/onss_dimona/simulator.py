@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.base import SimulatorConfig
+from hub.ports import SimulatorConfig
 from adapters.oauth import TokenService
 from adapters.population import Employment, Population
 from adapters.simulator import FaultInjector
 from adapters.soap import UnsafeXml, envelope, fault, parse_request
-from hub.identifiers import is_valid_insz
+from hub.domain.identifiers import is_valid_insz
 
 from . import contract
 

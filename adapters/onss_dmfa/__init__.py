@@ -2,7 +2,7 @@
 around the published DmfAConsultationRequest/Answer_20224 schemas)."""
 from __future__ import annotations
 
-from adapters.base import Adapter
+from hub.ports import Adapter
 from adapters.onss_dmfa import contract
 from adapters.onss_dmfa.conformance import conformance
 from adapters.onss_dmfa.enricher import DmfAEnricher, make_enricher

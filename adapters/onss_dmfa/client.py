@@ -17,7 +17,7 @@ import zeep
 import zeep.exceptions
 from lxml import etree
 
-from adapters.base import SourceConfig, SourceRefused, SourceUnavailable
+from hub.ports import SourceConfig, SourceRefused, SourceUnavailable
 from adapters.onss_dmfa import contract
 from adapters.onss_dmfa.mapping import quarter_code
 from adapters.soap import soap_client

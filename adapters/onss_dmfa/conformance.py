@@ -11,7 +11,7 @@ from typing import Callable
 import httpx
 from lxml import etree
 
-from adapters.base import Check, SourceConfig, Subject
+from hub.ports import Check, SourceConfig, Subject
 from adapters.common import run_check, with_and_without
 from adapters.onss_dmfa import contract, mapping
 from adapters.onss_dmfa.client import DmfAClient, endpoint, request_payload

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from adapters.base import EnrichmentRecord, SourceConfig, SourceUnavailable, Subject
+from hub.ports import EnrichmentRecord, SourceConfig, SourceUnavailable, Subject
 from adapters.common import ClientEnricher, pooled_session
 from adapters.onss_dmfa import mapping
 from adapters.onss_dmfa.client import DmfAClient

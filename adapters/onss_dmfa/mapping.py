@@ -13,7 +13,7 @@ from typing import Any
 
 from lxml import etree
 
-from adapters.base import EnrichmentRecord, Subject, utcnow
+from hub.ports import EnrichmentRecord, Subject, utcnow
 
 SOURCE = "onss.dmfa"
 CONTRACT, VERSION = "dmfa-consultation", "20224"

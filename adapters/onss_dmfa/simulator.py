@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.base import SimulatorConfig
+from hub.ports import SimulatorConfig
 from adapters.onss_dmfa import contract
 from adapters.onss_dmfa.mapping import quarter_code
 from adapters.population import Person, Quarter

@@ -1,7 +1,7 @@
 """ONSS Limosa: consultation of L1 posting declarations (REST, limosa-v1.openapi.yaml, private_key_jwt)."""
 from __future__ import annotations
 
-from adapters.base import Adapter
+from hub.ports import Adapter
 from adapters.onss_limosa import contract
 from adapters.onss_limosa.conformance import conformance
 from adapters.onss_limosa.enricher import LimosaEnricher, make_enricher

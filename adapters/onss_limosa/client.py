@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from adapters.base import SourceConfig, SourceRefused, SourceUnavailable
+from hub.ports import SourceConfig, SourceRefused, SourceUnavailable
 from adapters.oauth import PrivateKeyJwt, TokenError
 from adapters.onss_limosa import contract
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 import httpx
 
-from adapters.base import Check, SourceConfig, Subject
+from hub.ports import Check, SourceConfig, Subject
 from adapters.common import run_check, with_and_without
 from adapters.oauth import ASSERTION_TYPE, client_assertion, generate_key
 from adapters.onss_limosa import contract

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from adapters.base import EnrichmentRecord, SourceConfig, SourceUnavailable, Subject
+from hub.ports import EnrichmentRecord, SourceConfig, SourceUnavailable, Subject
 from adapters.common import ClientEnricher
 from adapters.onss_limosa import mapping
 from adapters.onss_limosa.client import LimosaClient

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from adapters.base import EnrichmentRecord, Subject, utcnow
+from hub.ports import EnrichmentRecord, Subject, utcnow
 
 SOURCE = "onss.limosa"
 CONTRACT, VERSION = "limosa", "v1"

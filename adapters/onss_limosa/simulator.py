@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters.base import SimulatorConfig
+from hub.ports import SimulatorConfig
 from adapters.oauth import TokenService
 from adapters.onss_limosa import contract
 from adapters.population import Posting

@@ -35,8 +35,8 @@ from sqlalchemy import Engine, and_, select
 
 from hub.audit import checkpoints
 from hub.audit.chain import HASHED_FIELDS, AuditEvent, append, event_hash
-from hub.store.db import reader
-from hub.store.schema import audit_checkpoints, audit_events
+from hub.infra.store.db import reader
+from hub.infra.store.schema import audit_checkpoints, audit_events
 
 FORMAT = "wib-hub-audit-bundle/1"
 CHECKPOINT_FIELDS = ("seq", "from_seq", "count", "head_hash", "digest", "ts_us", "key_id", "signature")

@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterable, Sequence
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from hub.audit import checkpoints
-from hub.store.db import reader
-from hub.store.schema import audit_events, audit_head
+from hub.infra.store.db import reader
+from hub.infra.store.schema import audit_events, audit_head
 
 GENESIS = "0" * 64
 # json.dumps(values, separators=(",", ":"), ensure_ascii=False), without building an encoder per
@@ -190,7 +190,7 @@ def _verify_range(url_or_engine, lo: int, hi: int, cuts: Sequence[int]) -> dict[
     Runs in a worker process on large chains; the caller stitches ranges together. `cuts` are the
     checkpoint seqs in lo..hi: for each, the digest of its interval (ranges start after a cut).
     """
-    from hub.store import open_engine
+    from hub.infra.store import open_engine
     own = isinstance(url_or_engine, Engine)
     engine = url_or_engine if own else open_engine(url_or_engine)
     sha, enc, loads, fromiso, utc = hashlib.sha256, _encode, json.loads, datetime.fromisoformat, timezone.utc

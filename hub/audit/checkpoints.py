@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, Engine, func, select
 
-from hub.store.schema import audit_checkpoints, audit_events, audit_head
+from hub.infra.store.schema import audit_checkpoints, audit_events, audit_head
 
 MESSAGE_PREFIX = b"wib-hub audit checkpoint v1\n"
 

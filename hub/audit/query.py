@@ -13,10 +13,10 @@ from typing import Any, Iterator, Sequence
 from sqlalchemy import Connection, Engine, or_, select
 
 from hub.audit.chain import AuditEvent, append
-from hub.envelope import as_utc
-from hub.errors import MalformedMessage
-from hub.store.db import reader
-from hub.store.schema import audit_events
+from hub.domain.envelope import as_utc
+from hub.domain.errors import MalformedMessage
+from hub.infra.store.db import reader
+from hub.infra.store.schema import audit_events
 
 MAX_LIMIT = 1000
 

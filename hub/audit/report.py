@@ -23,10 +23,10 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select, union
 
 from hub.audit.query import AuditFilter, stream
-from hub.envelope import as_utc
-from hub.errors import MalformedMessage
-from hub.store.db import reader
-from hub.store.schema import audit_events
+from hub.domain.envelope import as_utc
+from hub.domain.errors import MalformedMessage
+from hub.infra.store.db import reader
+from hub.infra.store.schema import audit_events
 
 SPECIAL_CATEGORIES = ("health", "criminal_record")
 ACCESS_EVENTS = ("delivered", "acknowledged", "consulted")

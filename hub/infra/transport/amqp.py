@@ -1,0 +1,402 @@
+"""The RabbitMQ transport (pika): durable quorum queues, publisher confirms, manual acks.
+
+For a queue Q the broker holds:
+  Q                 quorum; a rejected message is dead-lettered to Q.parking
+  Q.retry.<ms>      one per distinct retry delay: a failed message is copied here with its
+                    x-attempt header raised by one, waits out the TTL, and is dead-lettered back to Q
+  Q.parking         quorum; what an operator must look at
+All go through the default exchange. pika is not thread-safe, so every thread has its own
+connections: a consumer owns one, and publishing uses one per thread (threading.local).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import pika
+import pika.exceptions as px
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+
+from hub.infra.transport.base import (
+    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, Reject, RetryPolicy, TransportError, batch_prefetch,
+    parking_queue,
+)
+from hub.infra.transport.confirms import BatchPublisher, ConnectionLost, message_properties
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+# What a dead connection or channel looks like; these are retried, everything else is raised.
+_CONNECTION_ERRORS = (px.AMQPConnectionError, px.ChannelClosed, px.ChannelWrongStateError, ConnectionLost, OSError)
+_REFUSALS = frozenset({403, 404, 405, 406})  # access refused, not found, locked, precondition failed
+_BROKER_HEADERS = frozenset({"x-attempt", "x-delivery-count", "x-death"})
+_BROKER_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
+
+
+def _user_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The sender's headers, without the broker's and this transport's bookkeeping."""
+    return {
+        k: v for k, v in (headers or {}).items()
+        if k not in _BROKER_HEADERS and not k.startswith(_BROKER_HEADER_PREFIXES)
+    }
+
+
+_Raw = tuple[Any, pika.BasicProperties, bytes]
+"""A delivery as the channel callback hands it over: (method, properties, body)."""
+
+
+def _delivery(queue: str, method: Any, props: pika.BasicProperties, body: bytes) -> Delivery:
+    headers = props.headers or {}
+    return Delivery(queue, props.message_id or "", body, _user_headers(headers),
+                    int(headers.get("x-attempt", 1)), bool(method.redelivered))
+
+
+def retry_queue(queue: str, delay_ms: int) -> str:
+    return f"{queue}.retry.{delay_ms}"
+
+
+class _Backoff:
+    """Exponential, 0.2 s doubling up to 10 s, with jitter so consumers do not reconnect in lockstep."""
+
+    def __init__(self, first: float = 0.2, cap: float = 10.0) -> None:
+        self.first, self.cap, self.n = first, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.first * 2 ** self.n)
+        self.n += 1
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.n = 0
+
+
+class AmqpTransport:
+    def __init__(
+        self,
+        url: str,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        connection_name: str = "wib-hub",
+        confirm_timeout_s: float = 30.0,
+    ) -> None:
+        self.retry = retry
+        self.connection_name = connection_name
+        self.confirm_timeout_s = confirm_timeout_s
+        self._params = pika.URLParameters(url)
+        query = parse_qs(urlsplit(url).query)
+        if "heartbeat" not in query:
+            self._params.heartbeat = 30
+        if "blocked_connection_timeout" not in query:
+            self._params.blocked_connection_timeout = 60
+        self._delays = sorted(set(retry.delays_ms))
+        self._local = threading.local()
+        self._connections: weakref.WeakSet[pika.BlockingConnection] = weakref.WeakSet()
+        self._closed = threading.Event()
+        self._batches = BatchPublisher(functools.partial(self._parameters, "batch-publisher"))
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _parameters(self, role: str) -> pika.URLParameters:
+        params = copy.copy(self._params)
+        if params.client_properties is None:  # names the connection in the management UI
+            params.client_properties = {"connection_name": f"{self.connection_name} {role}"}
+        return params
+
+    def _connect(self, role: str) -> pika.BlockingConnection:
+        return pika.BlockingConnection(self._parameters(role))
+
+    def _publisher(self) -> BlockingChannel:
+        """This thread's confirming channel, (re)opened as needed."""
+        ch = getattr(self._local, "channel", None)
+        if ch is not None and ch.is_open:
+            return ch
+        self._drop_publisher()
+        conn = self._connect(f"publisher {threading.current_thread().name}")
+        self._connections.add(conn)
+        ch = conn.channel()
+        ch.confirm_delivery()
+        self._local.connection, self._local.channel = conn, ch
+        return ch
+
+    def _drop_publisher(self) -> None:
+        conn = getattr(self._local, "connection", None)
+        self._local.connection = self._local.channel = None
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except Exception:  # it is being thrown away anyway
+                pass
+
+    def _with_publisher(self, op: Callable[[BlockingChannel], T]) -> T:
+        """Runs op on this thread's channel; a dead connection is replaced and op tried once more."""
+        self._check_open()
+        for attempt in (1, 2):
+            try:
+                return op(self._publisher())
+            except px.ChannelClosedByBroker as exc:
+                if exc.reply_code in _REFUSALS:  # the broker said no: not a dead connection
+                    raise
+                error: Exception = exc
+            except _CONNECTION_ERRORS as exc:
+                error = exc
+            self._drop_publisher()
+            if attempt == 1:
+                log.warning("transport.publisher_reconnect", error=type(error).__name__)
+        raise TransportError(f"broker unreachable: {type(error).__name__}") from error
+
+    def _with_channel(self, op: Callable[[BlockingChannel], T]) -> T:
+        """Runs op on a short-lived channel of this thread's connection: a broker refusal
+        (404, 406) closes that channel, never the publisher's."""
+
+        def run(publisher: BlockingChannel) -> T:
+            ch = publisher.connection.channel()
+            try:
+                return op(ch)
+            finally:
+                if ch.is_open:
+                    ch.close()
+
+        return self._with_publisher(run)
+
+    def _keep_publisher_alive(self) -> None:
+        """Lets this thread's publisher connection answer heartbeats while the thread consumes."""
+        conn = getattr(self._local, "connection", None)
+        if conn is not None and conn.is_open:
+            try:
+                conn.process_data_events(time_limit=0)
+            except _CONNECTION_ERRORS:
+                self._drop_publisher()
+
+    # --- the port ---------------------------------------------------------------------------
+
+    def declare(self, queue: str) -> None:
+        def run(ch: BlockingChannel) -> None:
+            ch.queue_declare(parking_queue(queue), durable=True, arguments={"x-queue-type": "quorum"})
+            for delay in self._delays:
+                # Classic, not quorum: quorum queues only gained message TTL in 3.10, while a classic
+                # queue with one TTL expires in arrival order at its head and dead-letters promptly.
+                # A retry copy is a delay, not the record: the original stays unacked in Q until
+                # its copy is confirmed here.
+                ch.queue_declare(retry_queue(queue, delay), durable=True, arguments={
+                    "x-queue-type": "classic",
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue,
+                })
+            ch.queue_declare(queue, durable=True, arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": parking_queue(queue),
+                # at-least-once: a rejected message leaves Q only once Q.parking has confirmed it
+                # (this strategy requires the reject-publish overflow mode).
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            })
+
+        try:
+            self._with_channel(run)
+        except px.ChannelClosedByBroker as exc:
+            raise TransportError(f"cannot declare queue {queue!r}: {exc.reply_text}") from exc
+
+    def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
+        props = message_properties(message_id, headers)
+
+        def run(ch: BlockingChannel) -> None:
+            try:
+                ch.basic_publish("", queue, body, props, mandatory=True)
+            except px.UnroutableError as exc:
+                raise PublishNotConfirmed(f"unroutable: no queue {queue!r}") from exc
+            except px.NackError as exc:
+                raise PublishNotConfirmed(f"nacked by the broker (queue {queue!r})") from exc
+
+        self._with_publisher(run)
+
+    def publish_many(self, items: Sequence[Item]) -> None:
+        self._check_open()
+        if not items:
+            return
+        timeout = self.confirm_timeout_s + len(items) / 1000
+        for attempt in (1, 2):
+            try:
+                self._batches.publish(items, timeout)
+                return
+            except ConnectionLost as exc:
+                if attempt == 2:
+                    raise TransportError(f"broker unreachable: {exc}") from exc
+                log.warning("transport.publisher_reconnect", error=type(exc).__name__, batch=len(items))
+
+    def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
+        """consume_batch with batches of one: one reconnect loop, one set of per-message rules."""
+        self.consume_batch(queue, lambda batch: handler(batch[0]), stop=stop, prefetch=prefetch,
+                           max_batch=1, max_wait_ms=0)
+
+    def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
+                      max_batch: int = 100, max_wait_ms: int = 5) -> None:
+        """Deliveries gathered in the channel callback, handed over together; on a failing batch each
+        is handed over alone and settled by the per-message rules (`_settle`)."""
+        prefetch = batch_prefetch(queue, prefetch, max_batch, max_wait_ms)
+        backoff = _Backoff()
+        while not self._stopping(stop):
+            conn = None
+            try:
+                conn = self._connect(f"consumer {queue}")
+                ch = conn.channel()
+                ch.basic_qos(prefetch_count=prefetch)
+                self.declare(queue)
+                ready: list[_Raw] = []
+                ch.basic_consume(queue, lambda _ch, m, p, b: ready.append((m, p, b)), auto_ack=False)
+                log.info("transport.consuming", queue=queue, transport="amqp", batch=max_batch)
+                backoff.reset()
+                settled_through = 0  # every delivery tag up to this one is settled on this channel
+                last_keepalive = time.monotonic()
+                while not self._stopping(stop):
+                    conn.process_data_events(time_limit=0.2)  # returns as soon as a delivery is in
+                    deadline = time.monotonic() + max_wait_ms / 1000
+                    while ready and len(ready) < max_batch:  # gather more, up to max_wait_ms after the first
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        conn.process_data_events(time_limit=left)
+                    while ready and not self._stopping(stop):
+                        taken, ready[:] = ready[:max_batch], ready[max_batch:]
+                        settled_through = self._handle_batch(queue, handler, ch, taken, settled_through)
+                    if time.monotonic() - last_keepalive > 5:
+                        self._keep_publisher_alive()
+                        last_keepalive = time.monotonic()
+            except Exception as exc:  # broker gone, channel closed, retry copy not confirmed, ...
+                if self._stopping(stop):
+                    break
+                delay = backoff.next()
+                log.warning("transport.consumer_reconnect", queue=queue, error=type(exc).__name__,
+                            retry_in_s=round(delay, 2))
+                stop.wait(delay)
+            finally:
+                # Whatever was delivered and not settled goes back to the queue with the channel.
+                if conn is not None and conn.is_open:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+        log.info("transport.consumer_stopped", queue=queue, transport="amqp")
+
+    def _handle_batch(self, queue: str, handler: BatchHandler, ch: BlockingChannel, taken: list[_Raw],
+                      settled_through: int) -> int:
+        """Hands `taken` over and settles all of it; returns the tag up to which the channel is now settled."""
+        tags = [m.delivery_tag for m, _, _ in taken]
+        # Tags on a consuming channel run on without gaps and batches are settled in order, so this
+        # holds; if it ever did not, acking with multiple=True could ack a delivery not in the batch.
+        follows = tags[0] == settled_through + 1 and tags[-1] == settled_through + len(tags)
+        through = tags[-1] if follows else settled_through
+        if len(taken) > 1:
+            try:
+                handler([_delivery(queue, m, p, b) for m, p, b in taken])
+            except Exception as exc:
+                log.info("transport.batch_failed", queue=queue, size=len(taken), error=type(exc).__name__)
+            else:
+                if follows:
+                    ch.basic_ack(tags[-1], multiple=True)
+                else:
+                    for tag in tags:
+                        ch.basic_ack(tag)
+                return through
+        # Alone already, or the batch failed: each delivery alone, by the per-message rules.
+        for m, p, b in taken:
+            self._settle(queue, lambda d: handler([d]), ch, m, p, b)
+        return through
+
+    def _settle(self, queue: str, handler: Handler, ch: BlockingChannel, method: Any,
+                props: pika.BasicProperties, body: bytes) -> None:
+        """One delivery through the handler: ack, delayed retry, or parking."""
+        delivery = _delivery(queue, method, props, body)
+        try:
+            handler(delivery)
+        except Reject:
+            log.warning("transport.rejected", queue=queue, message_id=delivery.message_id, attempt=delivery.attempt)
+            ch.basic_reject(method.delivery_tag, requeue=False)
+        except Exception as exc:  # Retry or a failure: both are retried
+            if self.retry.exhausted(delivery.attempt):
+                log.warning("transport.parked", queue=queue, message_id=delivery.message_id,
+                            attempt=delivery.attempt, error=type(exc).__name__)
+                ch.basic_reject(method.delivery_tag, requeue=False)
+                return
+            log.info("transport.retry", queue=queue, message_id=delivery.message_id,
+                     attempt=delivery.attempt, error=type(exc).__name__)
+            # The copy is confirmed before the original is acked: a crash in between duplicates,
+            # it never loses.
+            self.publish(retry_queue(queue, self.retry.delay_ms(delivery.attempt)), delivery.message_id,
+                         body, {**delivery.headers, "x-attempt": delivery.attempt + 1})
+            ch.basic_ack(method.delivery_tag)
+        else:
+            ch.basic_ack(method.delivery_tag)
+
+    def parked(self, queue: str) -> list[Delivery]:
+        """Reads the parking queue by getting every message unacked, then handing all back."""
+        name = parking_queue(queue)
+
+        def run(ch: BlockingChannel) -> list[Delivery]:
+            out: list[Delivery] = []
+            while True:
+                method, props, body = ch.basic_get(name, auto_ack=False)
+                if method is None:
+                    break
+                out.append(_delivery(name, method, props, body))
+            if out:
+                ch.basic_nack(delivery_tag=0, multiple=True, requeue=True)
+            return out
+
+        return self._ignoring_missing(run, [])
+
+    def depth(self, queue: str) -> int:
+        return self._ignoring_missing(
+            lambda ch: ch.queue_declare(queue, passive=True).method.message_count, 0)
+
+    def purge(self, queue: str) -> None:
+        for name in (queue, *(retry_queue(queue, d) for d in self._delays), parking_queue(queue)):
+            self._ignoring_missing(lambda ch, name=name: ch.queue_purge(name), None)
+
+    def delete(self, queue: str) -> None:
+        for name in (queue, *(retry_queue(queue, d) for d in self._delays), parking_queue(queue)):
+            self._ignoring_missing(lambda ch, name=name: ch.queue_delete(name), None)
+
+    def ping(self) -> bool:
+        try:
+            self._with_channel(lambda ch: None)  # a channel open/close is a round trip to the broker
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self._closed.set()
+        self._batches.close()
+        for conn in list(self._connections):
+            try:
+                if conn.is_open:
+                    conn.close()
+            except Exception:  # shutting down: a connection already gone is fine
+                pass
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _ignoring_missing(self, op: Callable[[BlockingChannel], T], missing: T) -> T:
+        try:
+            return self._with_channel(op)
+        except px.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return missing
+            raise TransportError(exc.reply_text) from exc
+
+    def _stopping(self, stop: threading.Event) -> bool:
+        return stop.is_set() or self._closed.is_set()
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise TransportError("transport is closed")

@@ -1,0 +1,151 @@
+"""The broker port: what the hub asks of a message transport, whichever carries the messages.
+
+Delivery is at least once. A handler that returns normally acknowledges its message; one that
+raises is retried after a delay and, once the retry policy is spent, the message is parked for an
+operator. Nothing is ever dropped silently: a message leaves a queue by being acknowledged or by
+moving to the queue's parking companion.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+PARKING_SUFFIX = ".parking"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    queue: str
+    message_id: str
+    body: bytes
+    headers: Mapping[str, Any]
+    attempt: int  # 1 on first delivery, increases on each retry
+    redelivered: bool  # the broker redelivered it (e.g. after a consumer crash)
+
+
+class Retry(Exception):
+    """Handler asks for a delayed retry (transient failure)."""
+
+
+class Reject(Exception):
+    """Handler refuses the message for good: it goes straight to the parking queue."""
+
+
+class TransportError(Exception):
+    """The transport could not do what was asked (broker unreachable, file unusable, ...)."""
+
+
+class PublishNotConfirmed(TransportError):
+    """The broker did not take responsibility for a message (nacked, unroutable or timed out)."""
+
+
+Handler = Callable[[Delivery], None]
+"""Returns normally → ack; raises Retry (or any other exception) → delayed retry, up to
+max_attempts, then parking; raises Reject → parking at once."""
+
+BatchHandler = Callable[[Sequence[Delivery]], None]
+"""Returns normally → all acked; raises → each delivery is handed over again alone (a batch of one)
+and settled by the Handler rules above, so one bad message neither holds back nor retries the rest."""
+
+Item = tuple[str, str, bytes, Mapping[str, Any] | None]
+"""One message for publish_many: (queue, message_id, body, headers)."""
+
+
+class Transport(Protocol):
+    def declare(self, queue: str) -> None:
+        """Idempotent: the queue and its retry and parking companions."""
+
+    def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
+        """Returns only once the broker has confirmed the message (durable).
+
+        Header values are kept to what both transports carry: str, int, float, bool, None."""
+
+    def publish_many(self, items: Sequence[Item]) -> None:
+        """Publishes (queue, message_id, body, headers) items, confirmed as one batch."""
+
+    def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
+        """Blocks until `stop` is set; survives broker restarts by reconnecting with backoff."""
+
+    def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
+                      max_batch: int = 100, max_wait_ms: int = 5) -> None:
+        """Like consume, but hands the handler up to max_batch deliveries at once: all that are ready,
+        waiting at most max_wait_ms after the first for more. Handler returns → all are acked.
+        Handler raises (anything) → each delivery is handed over again alone (a batch of one), in
+        order, and settled by consume's per-message rules (Retry or other → delayed retry, then
+        parking; Reject → parking), so one bad message neither holds back nor retries the others.
+        A batch of one is settled by those rules directly, exactly as consume settles a message.
+        prefetch below max_batch is raised to max_batch (logged). Blocks until stop; reconnects
+        like consume."""
+
+    def parked(self, queue: str) -> list[Delivery]:
+        """What sits in the queue's parking companion, read without removing it."""
+
+    def depth(self, queue: str) -> int:
+        """Messages ready in the main queue."""
+
+    def purge(self, queue: str) -> None:
+        """Empties the main, retry and parking queues (tests and benchmarks)."""
+
+    def delete(self, queue: str) -> None:
+        """Removes the queue and its companions, with whatever they hold (a party leaves; tests)."""
+
+    def ping(self) -> bool:
+        """True when the broker answers (readiness)."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    delays_ms: tuple[int, ...] = (1000, 5000, 30000, 120000)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or not self.delays_ms or min(self.delays_ms) < 0:
+            raise ValueError("retry policy needs max_attempts >= 1 and non-negative delays")
+
+    def delay_ms(self, attempt: int) -> int:
+        """The wait after failed attempt n (1-based): delays_ms[min(n-1, len-1)]."""
+        return self.delays_ms[min(max(attempt, 1) - 1, len(self.delays_ms) - 1)]
+
+    def exhausted(self, attempt: int) -> bool:
+        return attempt >= self.max_attempts
+
+
+def parking_queue(queue: str) -> str:
+    return queue + PARKING_SUFFIX
+
+
+def batch_prefetch(queue: str, prefetch: int, max_batch: int, max_wait_ms: float) -> int:
+    """Checks consume_batch's limits; returns the prefetch to use, at least max_batch (a consumer
+    cannot be handed more at once than the broker lets it hold)."""
+    if max_batch < 1 or prefetch < 1 or max_wait_ms < 0:
+        raise ValueError("consume_batch needs max_batch >= 1, prefetch >= 1 and max_wait_ms >= 0")
+    if prefetch < max_batch:
+        log.warning("transport.prefetch_raised", queue=queue, prefetch=prefetch, max_batch=max_batch)
+    return max(prefetch, max_batch)
+
+
+def open_transport(url: str, *, retry: RetryPolicy = RetryPolicy(), **kw: Any) -> Transport:
+    """amqp:// or amqps:// → RabbitMQ; sqlite:///path or embedded:///path → the embedded SQLite transport."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValueError("broker URL needs a scheme: amqp://, amqps://, sqlite:/// or embedded:///")
+    if scheme in ("amqp", "amqps"):
+        from hub.infra.transport.amqp import AmqpTransport
+
+        return AmqpTransport(url, retry=retry, **kw)
+    if scheme in ("sqlite", "embedded"):
+        if not rest.startswith("/") or rest in ("/", "/:memory:"):
+            raise ValueError("the embedded transport needs a file: sqlite:///relative/path or sqlite:////absolute/path")
+        from hub.infra.transport.embedded import EmbeddedTransport
+
+        return EmbeddedTransport(rest[1:], retry=retry, **kw)
+    raise ValueError(f"unknown broker URL scheme {scheme!r}")
