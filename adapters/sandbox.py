@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.ports import Adapter, SimulatorConfig, SourceConfig, load_adapters
+from hub.ports import Adapter, SimulatorConfig, SourceConfig, Toolkit, load_adapters
 from adapters.oauth import generate_key
 from adapters.population import Population
 from adapters.simulator import Faults, RunningSimulator, serve_in_thread
@@ -81,3 +81,7 @@ def shared_sandbox(key_dir: Path, names: list[str]) -> Sandbox:
 
 def enricher_adapters() -> dict[str, Adapter]:
     return {name: a for name, a in load_adapters().items() if a.make_enricher is not None}
+
+
+# What the hub's tools reach through the `wib_hub.toolkit` entry point (hub.ports.Toolkit).
+TOOLKIT = Toolkit(sandbox=Sandbox, shared_sandbox=shared_sandbox, population=Population)

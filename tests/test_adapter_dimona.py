@@ -11,7 +11,9 @@ import requests
 import respx
 from hypothesis import given, settings, strategies as st
 
-from hub.ports import Resilient, RetryPolicy, SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
+from hub.messaging.resilience import Resilient
+from hub.domain.retry import Backoff, RetryPolicy
+from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.oauth import generate_key
 from adapters.onss_dimona import ADAPTER, DimonaEnricher
 from adapters.onss_dimona import client as client_mod
@@ -252,7 +254,7 @@ def test_enricher_flags_and_resilience(config, people):
     down = _start(Faults(down=True))
     try:
         resilient = Resilient(DimonaEnricher(SourceConfig(down.url, private_key_pem=KEY)),
-                              RetryPolicy(attempts=2, base_s=0.0), sleep=lambda s: None)
+                              RetryPolicy(max_attempts=2, backoff=Backoff(base_s=0.0)), sleep=lambda s: None)
         with pytest.raises(SourceUnavailable):
             resilient.fetch(Subject(person.insz, POP.today))
     finally:

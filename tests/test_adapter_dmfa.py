@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from lxml import etree
 from starlette.responses import Response
 
-from hub.ports import Resilient, RetryPolicy, SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
+from hub.messaging.resilience import Resilient
+from hub.domain.retry import Backoff, RetryPolicy
+from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.onss_dmfa import ADAPTER, contract, mapping
 from adapters.onss_dmfa.client import DmfAClient, request_payload
 from adapters.onss_dmfa.enricher import DmfAEnricher, make_enricher
@@ -141,7 +143,7 @@ def test_enricher_no_data(sim):
 
 def test_enricher_behind_resilient(sim, faults):
     faults.update({"error_rate": 1.0})
-    wrapped = Resilient(make_enricher(SourceConfig(sim.url)), retry=RetryPolicy(attempts=2), sleep=lambda s: None)
+    wrapped = Resilient(make_enricher(SourceConfig(sim.url)), retry=RetryPolicy(max_attempts=2, backoff=Backoff(base_s=0.05, cap_s=1.0)), sleep=lambda s: None)
     with pytest.raises(SourceUnavailable):
         wrapped.fetch(_subject(WORKER))
     faults.update({"error_rate": 0.0})

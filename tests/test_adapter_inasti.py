@@ -15,8 +15,9 @@ from lxml import etree
 from zeep.helpers import serialize_object
 from zeep.plugins import HistoryPlugin
 
-from hub.ports import (Resilient, RetryPolicy, SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable,
-                           Subject)
+from hub.messaging.resilience import Resilient
+from hub.domain.retry import Backoff, RetryPolicy
+from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.inasti import ADAPTER, SelfEmployedEnricher
 from adapters.inasti import contract as c
 from adapters.inasti import simulator as simmod
@@ -214,7 +215,7 @@ def test_resilient_does_not_retry_a_refusal(sim):
             calls.append(subject)
             return super().fetch(subject)
 
-    resilient = Resilient(Counting(client_for(sim)), RetryPolicy(attempts=3, base_s=0), sleep=lambda s: None)
+    resilient = Resilient(Counting(client_for(sim)), RetryPolicy(max_attempts=3, backoff=Backoff(base_s=0)), sleep=lambda s: None)
     with pytest.raises(SourceRefused):
         resilient.fetch(Subject(_wrong_check_digits(WITHOUT[0]), DAY))
     assert len(calls) == 1 and resilient.breaker.state == "closed"

@@ -10,6 +10,7 @@ from hub import audit
 from hub.audit import AuditEvent
 from hub.infra.store import migrate, open_engine
 from hub.infra.store.schema import audit_events, audit_head
+from hub.infra.store.unit_of_work import UnitOfWork
 
 
 @pytest.fixture
@@ -24,11 +25,11 @@ def engine(store_url):
 
 
 def _fill(engine, n: int) -> None:
-    with engine.begin() as conn:
-        audit.append(conn, [AuditEvent("received", flow_id="single-permit.application-submitted",
-                                       message_id=f"m{i}", actor="portal", purpose=2,
-                                       legal_basis=["Art. 19"], data_categories=["identification"],
-                                       payload_hash="ab" * 32) for i in range(n)])
+    with UnitOfWork(engine).transaction() as tx:   # a transaction of its own, as each caller's
+        tx.record([AuditEvent("received", flow_id="single-permit.application-submitted",
+                              message_id=f"m{i}", actor="portal", purpose=2,
+                              legal_basis=["Art. 19"], data_categories=["identification"],
+                              payload_hash="ab" * 32) for i in range(n)])
 
 
 def test_chain_is_intact_after_appends(engine):
@@ -109,7 +110,6 @@ def test_concurrent_appends_form_one_line(engine):
 
 
 def test_no_payload_in_the_trail(engine):
-    with engine.begin() as conn:
-        audit.append(conn, [AuditEvent("stored", payload_hash="cd" * 32, data_categories=["health"])])
+    UnitOfWork(engine).record([AuditEvent("stored", payload_hash="cd" * 32, data_categories=["health"])])
     names = set(audit_events.c.keys())
     assert "payload" not in names and "payload_hash" in names

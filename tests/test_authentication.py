@@ -19,7 +19,7 @@ from hub import audit
 from hub.domain import samples
 from hub.interfaces.api.ratelimit import RateLimiter
 from hub.infra.auth import ASSERTION_TYPE, load_clients
-from hub.domain.flows import default_contracts_dir, load_registry
+from hub.registry import default_contracts_dir, load_registry
 from hub.infra.store.schema import audit_events, deliveries, dossiers, messages, outbox
 from tests.conftest import start_hub
 

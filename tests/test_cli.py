@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.interfaces.cli.main import app
-from hub.domain.flows import default_contracts_dir
+from hub.registry import default_contracts_dir
 
 runner = CliRunner()
 
@@ -40,14 +40,13 @@ def test_demo_runs_the_procedure_and_verifies_the_audit(tmp_path, monkeypatch):
 
 def test_audit_verify_and_tail(tmp_path, monkeypatch):
     monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
-    from hub import audit
     from hub.audit import AuditEvent
     from hub.infra.settings import Settings
     from hub.infra.store import migrate, open_engine
+    from hub.infra.store.unit_of_work import UnitOfWork
     engine = open_engine(Settings().resolved_database_url())
     migrate(engine)
-    with engine.begin() as conn:
-        audit.append(conn, [AuditEvent("received", actor="portal"), AuditEvent("stored", actor="portal")])
+    UnitOfWork(engine).record([AuditEvent("received", actor="portal"), AuditEvent("stored", actor="portal")])
     assert "intact" in runner.invoke(app, ["audit", "verify"]).output
     tail = runner.invoke(app, ["audit", "tail", "--json"])
     assert tail.exit_code == 0 and tail.output.count("\n") == 2

@@ -22,13 +22,16 @@ from typer.testing import CliRunner
 
 from hub.domain import samples
 from hub.interfaces.cli.main import app
-from hub.lifecycle.clocks import ClockRules, clock_of, due, load_clocks, parse_duration, sync
+from hub.domain.clocks import ClockRules
+from hub.lifecycle.clocks import clock_of, due, parse_duration, sync
+from hub.registry import load_clocks
 from hub.interfaces.cli.demo import DemoClient
 from hub.domain.envelope import as_utc
 from hub.domain.errors import RegistryError
-from hub.domain.flows import default_contracts_dir, load_registry
+from hub.registry import default_contracts_dir, load_registry
 from hub.messaging.ingress import Ingress
 from hub.infra.store import migrate, open_engine
+from hub.infra.store.unit_of_work import UnitOfWork
 from hub.infra.store.schema import audit_events, dossier_clocks, dossiers, messages
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
@@ -230,8 +233,9 @@ def test_durations():
 def store(store_url):
     engine = open_engine(store_url)
     migrate(engine)
-    ingress = Ingress(_registry(), engine)
+    ingress = Ingress(_registry(), UnitOfWork(engine))
     yield ingress
+    ingress.work.close()
     engine.dispose()
 
 
@@ -257,7 +261,7 @@ def _clocks(engine, dossier_id) -> dict[str, dict]:
 
 
 def test_each_dossier_gets_the_clock_its_rule_gives_and_sync_is_idempotent(store, rules):
-    engine = store.engine
+    engine = store.work.engine
     complete = datetime(2026, 3, 2, 9, tzinfo=UTC)            # a Monday
     first = _dossier(engine, complete_at=complete)
     returning = _dossier(engine, complete_at=complete, returning_seasonal_worker=True)
@@ -288,7 +292,7 @@ def test_each_dossier_gets_the_clock_its_rule_gives_and_sync_is_idempotent(store
 
 
 def test_documents_clock_stop_reminder_and_expiry(store, rules):
-    engine = store.engine
+    engine = store.work.engine
     complete = datetime(2026, 3, 2, 9, tzinfo=UTC)
     asked = datetime(2026, 3, 20, 15, tzinfo=UTC)             # a Friday: day 10 is Monday 30 March
     dossier = _dossier(engine, complete_at=complete, incomplete_since=asked)
@@ -346,7 +350,7 @@ def test_documents_clock_stop_reminder_and_expiry(store, rules):
 
 
 def test_a_decision_overtakes_an_open_documents_request_and_a_late_one_is_marked(store, rules):
-    engine = store.engine
+    engine = store.work.engine
     complete = datetime(2026, 3, 2, 9, tzinfo=UTC)
     dossier = _dossier(engine, complete_at=complete, incomplete_since=complete + timedelta(days=5))
     sync(store, rules, complete + timedelta(days=5, hours=1))
@@ -361,7 +365,7 @@ def test_a_decision_overtakes_an_open_documents_request_and_a_late_one_is_marked
 
 
 def test_a_regional_holder_gets_the_reminder(store, rules):
-    engine = store.engine
+    engine = store.work.engine
     renewal = dataclasses.replace(rules.get("seasonal.renewal"), holder="region")
     custom = ClockRules(MappingProxyType({"seasonal.renewal": renewal}), rules.calendar, rules.application_fields)
     complete = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -380,7 +384,7 @@ def test_a_regional_holder_gets_the_reminder(store, rules):
 
 
 def test_deemed_authorisation_once_even_from_concurrent_workers(store, rules):
-    engine = store.engine
+    engine = store.work.engine
     complete = datetime(2026, 10, 3, 8, tzinfo=UTC)
     waiting = _dossier(engine, category="eu_blue_card", complete_at=complete, request_type="renewal")
     decided = _dossier(engine, category="eu_blue_card", complete_at=complete)

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from hub.domain import samples
 from hub.interfaces.cli.demo import DemoClient
 from hub.domain.errors import RegistryError
-from hub.domain.flows import default_contracts_dir, load_registry
-from hub.domain.consultation import load_consultations
+from hub.registry import default_contracts_dir, load_registry
+from hub.registry import load_consultations
 from hub.infra.store.schema import audit_events
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from hub.registry.catalogue import ContractFileMissing, UnknownContract, UnsafeDocument, load_catalogue
 from hub.interfaces.cli.main import app
 from hub.domain.errors import RegistryError
-from hub.domain.flows import default_contracts_dir
+from hub.registry import default_contracts_dir
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}

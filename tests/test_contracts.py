@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hub.domain.contracts import DATA_CATEGORIES, MessageContract, load_contracts
+from hub.domain.categories import DATA_CATEGORIES
+from hub.domain.contracts import MessageContract
+from hub.registry.contracts import load_contracts
 from hub.domain.errors import ContractViolation, RegistryError
-from hub.domain.flows import default_contracts_dir
+from hub.registry import default_contracts_dir
 from hub.domain.samples import (
     SAMPLE_PAYLOADS,
     WORKER_INSZ,

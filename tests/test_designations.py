@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 from hub.domain import samples
 from hub.interfaces.cli.main import app
 from hub.interfaces.cli.demo import DemoClient
-from hub.domain.designations import SPECIAL_CATEGORIES, load_designations
+from hub.domain.categories import SPECIAL_CATEGORIES
+from hub.registry import load_designations
 from hub.domain.errors import RegistryError
-from hub.domain.flows import default_contracts_dir, load_registry
+from hub.registry import default_contracts_dir, load_registry
 from hub.infra.store.schema import audit_events
 from tests.conftest import hub_settings, start_hub
 

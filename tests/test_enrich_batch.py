@@ -75,7 +75,7 @@ def test_monitor_lists_permit_holders_without_running_employment(embedded_hub):
     procedure(c)                                     # applicant A ends with residence and work granted
     hub = embedded_hub.hub
     today = date.today()
-    findings = permit_holders_without_employment(hub.engine, hub.sources["onss.dimona"], today, "test")
+    findings = permit_holders_without_employment(hub.work, hub.sources["onss.dimona"], today, "test")
     with hub.engine.connect() as conn:
         from hub.infra.store.schema import dossiers
         granted = conn.execute(select(dossiers.c.id, dossiers.c.application)

@@ -8,10 +8,9 @@ from datetime import date, datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from hub.ports import (
-    CircuitBreaker, CircuitOpen, EnrichmentRecord, Resilient, RetryPolicy, SourceRefused, SourceUnavailable,
-    Subject,
-)
+from hub.messaging.resilience import CircuitBreaker, CircuitOpen, Resilient
+from hub.ports import EnrichmentRecord, SourceRefused, SourceUnavailable, Subject
+from hub.domain.retry import Backoff, RetryPolicy
 from hub import audit
 from hub.domain import samples
 from hub.interfaces.cli.demo import DemoClient
@@ -86,14 +85,14 @@ def test_half_open_trial_that_fails_opens_again():
 
 def test_resilient_retries_with_bounded_jittered_sleeps():
     sleeps: list[float] = []
-    source = Resilient(Flaky(failures=2), RetryPolicy(attempts=3, base_s=0.1, cap_s=0.15), sleep=sleeps.append)
+    source = Resilient(Flaky(failures=2), RetryPolicy(max_attempts=3, backoff=Backoff(base_s=0.1, cap_s=0.15)), sleep=sleeps.append)
     assert source.fetch(SUBJECT).status == "found"
     assert len(sleeps) == 2 and 0 <= sleeps[0] <= 0.1 and 0 <= sleeps[1] <= 0.15
     assert source.breaker.state == "closed"
 
 
 def test_resilient_gives_up_and_refusals_are_not_retried():
-    down = Resilient(Flaky(failures=99), RetryPolicy(attempts=3), CircuitBreaker(failure_threshold=3),
+    down = Resilient(Flaky(failures=99), RetryPolicy(max_attempts=3, backoff=Backoff(base_s=0.05, cap_s=1.0)), CircuitBreaker(failure_threshold=3),
                      sleep=lambda s: None)
     with pytest.raises(SourceUnavailable):
         down.fetch(SUBJECT)

@@ -10,16 +10,9 @@ import pytest
 import yaml
 
 from hub.domain.errors import ContractViolation, RegistryError, UnknownFlow
-from hub.domain.flows import (
-    DOSSIER_STATES,
-    EMPLOYMENT_SERVICES,
-    REGION_PARTIES,
-    Flow,
-    Registry,
-    default_contracts_dir,
-    load_registry,
-    region_party,
-)
+from hub.domain.dossier import STATES as DOSSIER_STATES
+from hub.domain.flows import EMPLOYMENT_SERVICES, REGION_PARTIES, Flow, Registry, region_party
+from hub.registry import default_contracts_dir, load_registry
 from hub.domain.samples import FLOW_SAMPLES, sample_application
 
 FIXED_FLOWS = {

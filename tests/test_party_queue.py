@@ -9,9 +9,9 @@ import yaml
 
 from hub.domain import samples
 from hub.bootstrap import build_hub
-from hub.domain.flows import default_contracts_dir
+from hub.registry import default_contracts_dir
 from hub.messaging.ingress import Submission, submit
-from hub.messaging.routing import party_queue
+from hub.messaging.queues import party_queue
 from tests.conftest import hub_settings, shut_down
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from hub.domain import policy
 from hub.domain.errors import NotAuthorised
-from hub.domain.flows import default_contracts_dir, load_registry
+from hub.registry import default_contracts_dir, load_registry
 
 REGISTRY = load_registry(default_contracts_dir())
 DOSSIER = {"id": "d1", "competent_region": "region.flanders", "state": "submitted"}

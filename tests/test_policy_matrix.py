@@ -16,8 +16,8 @@ import yaml
 from sqlalchemy import func, select
 
 from hub.interfaces.cli.demo import DemoClient, procedure
-from hub.domain.designations import redact
-from hub.domain.flows import default_contracts_dir
+from hub.domain.projection import redact
+from hub.registry import default_contracts_dir
 from hub.domain.samples import FLOW_SAMPLES, synthetic_application
 from hub.infra.store.schema import audit_events, deliveries, messages
 

@@ -11,7 +11,7 @@ from hub import audit
 from hub.domain import samples
 from hub.bootstrap import build_hub
 from hub.messaging.ingress import Submission, submit
-from hub.messaging.routing import _envelope
+from hub.messaging.relay import envelope_of as _envelope
 from hub.infra.store.schema import deliveries, messages, outbox
 from tests.conftest import hub_settings, shut_down
 

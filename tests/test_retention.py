@@ -12,6 +12,7 @@ import json
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
 import pytest
 import typer
@@ -21,9 +22,10 @@ from typer.testing import CliRunner
 from hub import audit
 from hub.domain import dossier as lifecycle
 from hub.lifecycle import retention
-from hub.audit import AuditEvent, checkpoints
+from hub.audit import AuditEvent, CheckpointPolicy, checkpoints
 from hub.domain.envelope import as_utc
 from hub.infra.store import migrate, open_engine
+from hub.infra.store.unit_of_work import UnitOfWork
 from hub.infra.store.schema import (
     audit_events, deliveries, dossier_clocks, dossiers, enrichment_jobs, enrichments, messages, outbox,
     stats_facts,
@@ -73,7 +75,13 @@ def _row(name: str, spec) -> dict:
     return values
 
 
-def _insert_dossier(conn, values: dict) -> None:
+def _insert_dossier(work: UnitOfWork, values: dict) -> None:
+    with work.transaction(at=values["created_at"]) as tx:
+        _insert_rows(tx, values)
+
+
+def _insert_rows(tx, values: dict) -> None:
+    conn = tx.conn
     conn.execute(dossiers.insert(), values)
     did, t = values["id"], values["created_at"]
     conn.execute(stats_facts.insert(), {
@@ -105,9 +113,17 @@ def _insert_dossier(conn, values: dict) -> None:
     conn.execute(dossier_clocks.insert(), {
         "dossier_id": did, "rule": "single_permit.decision", "holder": "region.flanders", "started_at": t,
         "due_at": t + timedelta(days=90), "outcome": "met"})
-    audit.append(conn, [AuditEvent("received", message_id=mids[0], dossier_id=did, actor="portal"),
-                        AuditEvent("delivered", message_id=mids[0], dossier_id=did, actor="onss",
-                                   recipient="region.flanders")], now=t)
+    tx.record([AuditEvent("received", message_id=mids[0], dossier_id=did, actor="portal"),
+               AuditEvent("delivered", message_id=mids[0], dossier_id=did, actor="onss", recipient="region.flanders")])
+
+
+class Seeded(NamedTuple):
+    engine: Any
+    ids: dict
+    url: str
+    tmp_path: Any
+    work: UnitOfWork          # the store's unit of work, signing a checkpoint every 5 events
+    signer: Any
 
 
 @pytest.fixture
@@ -116,21 +132,21 @@ def store(store_url, tmp_path):
     engine = open_engine(store_url)
     migrate(engine)
     signer = checkpoints.ensure_key(tmp_path / "audit.key")
-    checkpoints.configure(engine, signer, every_events=5, every_seconds=3600)
+    work = UnitOfWork(engine, CheckpointPolicy(signer, every_events=5, every_seconds=3600))
     ids = {}
+    for name, spec in POPULATION.items():
+        values = _row(name, spec)
+        _insert_dossier(work, values)
+        ids[name] = values["id"]
     with engine.begin() as conn:
-        for name, spec in POPULATION.items():
-            values = _row(name, spec)
-            _insert_dossier(conn, values)
-            ids[name] = values["id"]
         # a message about no dossier (a batch notice): not any dossier's, never deleted
         conn.execute(messages.insert(), {
             "id": "no-dossier", "flow_id": "platform.notice", "sender": "onss", "recipients": ["dvz"],
             "purpose": 6, "dossier_id": None, "correlation_id": "c", "payload_hash": "0" * 64,
             "payload": {}, "received_at": T0})
         conn.execute(outbox.insert(), {"message_id": "no-dossier", "created_at": T0})
-    yield engine, ids, store_url, tmp_path
-    checkpoints.configure(engine, None)
+    yield Seeded(engine, ids, store_url, tmp_path, work, signer)
+    work.close()
     engine.dispose()
 
 
@@ -178,7 +194,7 @@ def test_ten_years_later_exactly_the_expired_dossiers_are_gone(store):
     with engine.connect() as conn:
         facts_before = conn.execute(select(func.count()).select_from(stats_facts)).scalar_one()
     # a year on, nothing has expired
-    early = retention.run(engine, T0 + timedelta(days=365))
+    early = retention.run(store.work, T0 + timedelta(days=365))
     assert early.dossiers == 0 and early.total_rows == 0 and _deleted_events(engine) == []
 
     ten_years = T0.replace(year=2034) + timedelta(days=30)
@@ -189,14 +205,14 @@ def test_ten_years_later_exactly_the_expired_dossiers_are_gone(store):
 
     # dry run: counts, deletes nothing, writes nothing
     seq_before = audit.tail(engine, 1)[0]["seq"]
-    dry = retention.run(engine, ten_years, dry_run=True, batch=2)
+    dry = retention.run(store.work, ten_years, dry_run=True, batch=2)
     assert dry.dry_run and dry.dossiers == 3 and dry.batches == 2
     assert dry.rows == {k: 3 * v for k, v in FULL.items()}
     assert all(_rows_of(engine, did) == FULL for did in ids.values())
     assert audit.tail(engine, 1)[0]["seq"] == seq_before
 
     seen = []
-    result = retention.run(engine, ten_years, batch=2, progress=lambda done, total: seen.append((done, total)))
+    result = retention.run(store.work, ten_years, batch=2, progress=lambda done, total: seen.append((done, total)))
     assert result.dossiers == 3 and result.batches == 2 and result.remaining == 0
     assert result.rows == {k: 3 * v for k, v in FULL.items()}
     assert result.by_rule == {"granted": 1, "negative": 1, "after_appeal": 1}
@@ -224,15 +240,15 @@ def test_ten_years_later_exactly_the_expired_dossiers_are_gone(store):
     assert "10 years from submission" in next(e["reason"] for e in events if e["dossier_id"] == ids["granted"])
     wall = datetime.now(UTC)   # the events say when the deletion happened, not the `now` it was judged at
     assert all(abs(as_utc(e["ts"]) - wall) < timedelta(minutes=5) for e in events)
-    report = audit.verify(engine)
+    report = audit.verify(engine, public_key=store.signer.public_key)
     assert report.intact and report.checkpoints >= 1 and report.signatures_checked, str(report)
 
     # a second run at the same time finds nothing more
-    again = retention.run(engine, ten_years)
+    again = retention.run(store.work, ten_years)
     assert again.dossiers == 0 and again.total_rows == 0 and len(_deleted_events(engine)) == 3
 
     # much later: the younger work permit goes too; the appeal pending and the undecided never do
-    later = retention.run(engine, T0.replace(year=2060))
+    later = retention.run(store.work, T0.replace(year=2060))
     assert later.dossiers == 1 and _rows_of(engine, ids["work_permit_young"]) == GONE
     assert _rows_of(engine, ids["appeal_pending"]) == FULL and _rows_of(engine, ids["undecided"]) == FULL
     assert len(_deleted_events(engine)) == 4
@@ -250,7 +266,7 @@ def test_an_appeal_lodged_during_the_run_keeps_the_dossier(store):
             with engine.begin() as conn:
                 conn.execute(update(dossiers).where(dossiers.c.id == ids["granted"])
                              .values(state="appeal_pending", appeal_lodged_at=when, retain_until=None))
-    result = retention.run(engine, when, batch=1, progress=appeal_meanwhile)
+    result = retention.run(store.work, when, batch=1, progress=appeal_meanwhile)
     assert result.dossiers == 2
     assert _rows_of(engine, ids["granted"]) == FULL
     assert {e["dossier_id"] for e in _deleted_events(engine)} == {ids["refused"], ids["appealed_closed"]}
@@ -260,9 +276,9 @@ def test_a_stopping_worker_ends_the_run_between_batches(store):
     engine, ids, *_ = store
     stop = threading.Event()
     when = T0.replace(year=2034) + timedelta(days=30)
-    first = retention.run(engine, when, batch=1, stop=stop, progress=lambda done, total: done and stop.set())
+    first = retention.run(store.work, when, batch=1, stop=stop, progress=lambda done, total: done and stop.set())
     assert first.dossiers == 1 and first.batches == 1 and first.remaining == 2
-    rest = retention.run(engine, when, batch=1)
+    rest = retention.run(store.work, when, batch=1)
     assert rest.dossiers == 2 and rest.remaining == 0
     assert len(_deleted_events(engine)) == 3 and audit.verify(engine).intact
 
@@ -273,10 +289,10 @@ def test_a_dossier_being_changed_is_left_for_the_next_run(pg_schema_url):
     engine = open_engine(pg_schema_url)
     migrate(engine)
     try:
-        with engine.begin() as conn:
-            rows = {name: _row(name, POPULATION[name]) for name in ("granted", "refused")}
-            for values in rows.values():
-                _insert_dossier(conn, values)
+        work = UnitOfWork(engine)
+        rows = {name: _row(name, POPULATION[name]) for name in ("granted", "refused")}
+        for values in rows.values():
+            _insert_dossier(work, values)
         when = T0.replace(year=2040)
         locked, release = threading.Event(), threading.Event()
 
@@ -289,13 +305,13 @@ def test_a_dossier_being_changed_is_left_for_the_next_run(pg_schema_url):
         holder.start()
         assert locked.wait(10)
         try:
-            first = retention.run(engine, when)
+            first = retention.run(work, when)
         finally:
             release.set()
             holder.join()
         assert first.dossiers == 1 and first.remaining == 1
         assert _rows_of(engine, rows["refused"]["id"]) == GONE and _rows_of(engine, rows["granted"]["id"]) == FULL
-        second = retention.run(engine, when)
+        second = retention.run(work, when)
         assert second.dossiers == 1 and second.remaining == 0
         assert _rows_of(engine, rows["granted"]["id"]) == GONE
         assert audit.verify(engine).intact
@@ -310,12 +326,12 @@ def _cli(monkeypatch, url: str, data_dir) -> tuple[CliRunner, typer.Typer]:
     monkeypatch.setenv("HUB_AUDIT_KEY_FILE", str(data_dir.parent / "audit.key"))   # the store's key
     app = typer.Typer()
     app.command("noop")(lambda: None)   # a group, so `retention` is a subcommand as under wib-hub
-    cli_retention.register(app)
+    app.add_typer(cli_retention.app, name="retention")   # as hub.interfaces.cli.main registers it
     return CliRunner(), app
 
 
 def test_cli_dry_run_lists_and_deletes_nothing_then_a_real_run_deletes(store, monkeypatch):
-    engine, ids, url, tmp_path = store
+    engine, ids, url, tmp_path, *_ = store
     runner, app = _cli(monkeypatch, url, tmp_path / "data")
     when = "2034-02-15T00:00:00+00:00"
 
@@ -387,7 +403,7 @@ def test_real_dossiers_through_the_api_ten_years_on(embedded_hub):
 
     later = datetime.now(UTC).replace(year=datetime.now(UTC).year + 10) + timedelta(days=1)
     assert {d.id for d in retention.expired(engine, later)} == {granted_id, refused_id}
-    result = retention.run(engine, later)
+    result = retention.run(hc.hub.work, later)
     assert result.dossiers == 2 and result.by_rule == {"granted": 1, "negative": 1}
     for did in (granted_id, refused_id):
         assert set(_rows_of_api(engine, did, mids[did]).values()) == {0}, did

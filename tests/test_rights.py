@@ -14,9 +14,10 @@ from hub.domain import samples
 from hub.interfaces.api.rights import utc_now
 from hub.interfaces.cli.main import app
 from hub.interfaces.cli.demo import DemoClient
-from hub.domain.flows import default_contracts_dir, load_registry
+from hub.registry import default_contracts_dir, load_registry
 from hub.domain.identifiers import is_valid_insz, make_insz
 from hub.infra.store import migrate, open_engine
+from hub.infra.store.unit_of_work import UnitOfWork
 from hub.infra.store.schema import audit_events, rights_requests
 
 UTC = timezone.utc
@@ -153,7 +154,7 @@ def test_request_acknowledged_routed_overdue_exported_answered(world):
     clock["now"] = T0 + timedelta(days=29, hours=1)
     late = hc.get("dvz", "/v1/rights-requests?overdue=true").json()
     assert [x["id"] for x in late["requests"]] == [access] and late["requests"][0]["overdue"] and late["overdue"] == 1
-    everyone = rights.list_requests(hc.hub.engine, None, clock["now"], overdue_only=True)
+    everyone = rights.list_requests(hc.hub.work.reads, None, clock["now"], overdue_only=True)
     assert {x.id for x in everyone} == {access, portability, erasure, direct}
 
     # the export: only the request's controller, only access/portability
@@ -247,7 +248,8 @@ def test_cli_list_and_export_on_each_store(store_url, tmp_path, monkeypatch):
     engine = open_engine(store_url)
     migrate(engine)
     registry = load_registry(default_contracts_dir())
-    req = rights.submit_request(engine, registry, kind="access", concerning="professional_card",
+    work = UnitOfWork(engine)
+    req = rights.submit_request(work, registry, kind="access", concerning="professional_card",
                                 insz=STRANGER_INSZ, region="region.wallonia", submitted_by="portal", now=T0)
     assert req.controller == "region.wallonia" and req.due_at == DUE
     monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path / "data"))
@@ -274,9 +276,9 @@ def test_cli_list_and_export_on_each_store(store_url, tmp_path, monkeypatch):
     r = runner.invoke(app, ["rights", "export", "--insz", STRANGER_INSZ, "--out", str(out)])
     assert r.exit_code == 2 and "controller_required" in r.output
 
-    rights.answer(engine, req.id, "region.wallonia", {"outcome": "no_data"}, T0 + timedelta(days=3))
+    rights.answer(work, req.id, "region.wallonia", {"outcome": "no_data"}, T0 + timedelta(days=3))
     with pytest.raises(Exception) as err:
-        rights.answer(engine, req.id, "region.wallonia", {"outcome": "no_data"}, T0 + timedelta(days=4))
+        rights.answer(work, req.id, "region.wallonia", {"outcome": "no_data"}, T0 + timedelta(days=4))
     assert getattr(err.value, "code", None) == "already_answered"
     with engine.connect() as conn:
         events = [r.event for r in conn.execute(select(audit_events.c.event).order_by(audit_events.c.seq))]

@@ -19,10 +19,11 @@ from hub.audit.report import OfficeHours, build_report
 from hub.interfaces.cli.main import app
 from hub.interfaces.cli.demo import DemoClient, procedure
 from hub.domain.errors import MalformedMessage
-from hub.domain.flows import default_contracts_dir, load_registry
+from hub.registry import default_contracts_dir, load_registry
 from hub.lifecycle.processing_register import CSV_FIELDS, build_register, to_csv, to_markdown
 from hub.infra.store import migrate, open_engine
 from hub.infra.store.schema import audit_events, dossiers
+from hub.infra.store.unit_of_work import UnitOfWork
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 OFFICER = "security-officer"
@@ -55,13 +56,14 @@ def demo_hub(embedded_hub):
     night = datetime(yesterday.year, yesterday.month, yesterday.day, 23, 30, tzinfo=BRUSSELS)
     wednesday = yesterday - timedelta(days=(yesterday.weekday() - 2) % 7)
     office = datetime(wednesday.year, wednesday.month, wednesday.day, 10, 0, tzinfo=BRUSSELS)
-    with hc.hub.engine.begin() as conn:
-        night_seq = audit.append(conn, [AuditEvent("consulted", dossier_id=a, actor="region.flanders",
-                                                   acting_person="agent-night", data_categories=["administrative"],
-                                                   reason="GET /v1/dossiers")], now=night.astimezone(timezone.utc))
-        office_seq = audit.append(conn, [AuditEvent("consulted", dossier_id=a, actor="region.flanders",
-                                                    acting_person="agent-day", reason="GET /v1/dossiers")],
-                                   now=office.astimezone(timezone.utc))
+    work = hc.hub.work
+    work.record([AuditEvent("consulted", dossier_id=a, actor="region.flanders", acting_person="agent-night",
+                            data_categories=["administrative"], reason="GET /v1/dossiers")],
+                at=night.astimezone(timezone.utc))
+    night_seq = audit.tail(work.reads, 1)[0]["seq"]
+    work.record([AuditEvent("consulted", dossier_id=a, actor="region.flanders", acting_person="agent-day",
+                            reason="GET /v1/dossiers")], at=office.astimezone(timezone.utc))
+    office_seq = audit.tail(work.reads, 1)[0]["seq"]
     hc.ids = {"a": a, "b": b, "night": night_seq, "office": office_seq}
     return hc
 
@@ -226,9 +228,9 @@ def test_search_and_report_on_each_store(store_url):
                                             reason="sender_not_allowed")),
         (t0 + timedelta(days=8), AuditEvent("rejected", outcome="rejected", reason="missing_token /v1/inbox")),
     ]
+    work = UnitOfWork(engine)
     for when, ev in steps:
-        with engine.begin() as conn:
-            audit.append(conn, [ev], now=when.astimezone(timezone.utc))   # the store keeps UTC
+        work.record([ev], at=when.astimezone(timezone.utc))   # the store keeps UTC
     try:
         since = t0 + timedelta(days=1)
         page = search(engine, AuditFilter(party="dvz", since=since), limit=2)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from adapters.backoffice.client import BackOfficeClient, HubApi, HubRefused, event_from_json
+from hub.domain.retry import Backoff
 from hub.ports import BackOfficeEvent, SourceRefused, SourceUnavailable, utcnow
 
 __all__ = ["Poller", "PassResult", "StateFile", "hub_message_id", "to_hub_message", "EVENT_NAMESPACE"]
@@ -232,6 +233,10 @@ class Poller:
             raise failed
         return result
 
+    @property
+    def _backoff(self) -> Backoff:
+        return Backoff(base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, jitter=1.0)
+
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set: a pass, then wait `interval_s` (no wait while there is work); on
         trouble, wait with full-jitter exponential backoff up to `backoff_cap_s`."""
@@ -241,7 +246,7 @@ class Poller:
                 result = self.run_once()
             except (SourceUnavailable, SourceRefused) as err:
                 failures += 1
-                delay = self.rng.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** failures))
+                delay = self._backoff.delay(failures, self.rng)
                 log.warning("poller pass failed", extra={"party": self.party, "error": type(err).__name__,
                                                          "retry_in_s": round(delay, 2)})
                 stop.wait(delay)
@@ -249,7 +254,7 @@ class Poller:
             except Exception:  # noqa: BLE001 - a long-running loop outlives one bad pass
                 failures += 1
                 log.exception("poller pass crashed", extra={"party": self.party})
-                stop.wait(min(self.backoff_cap_s, self.backoff_base_s * 2 ** failures))
+                stop.wait(self._backoff.ceiling(failures))
                 continue
             failures = 0
             if not result.busy:

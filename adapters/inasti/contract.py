@@ -13,7 +13,7 @@ import xmlschema
 from lxml import etree
 
 from adapters.contract_files import CONTRACTS_DIR, ContractViolation, JsonSchemaContract, path, xsd
-from hub.domain.contracts import FORMAT_CHECKER
+from hub.domain.formats import FORMAT_CHECKER
 
 WSDL_FILE = "inasti/self-employed-v2.wsdl"
 XSD_FILE = "inasti/self-employed-v2.xsd"

@@ -34,7 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, and_, select
 
 from hub.audit import checkpoints
-from hub.audit.chain import HASHED_FIELDS, AuditEvent, append, event_hash
+from hub.audit.chain import HASHED_FIELDS, AuditEvent, Recorder, event_hash
+from hub.domain.parties import PLATFORM
 from hub.infra.store.db import reader
 from hub.infra.store.schema import audit_checkpoints, audit_events
 
@@ -67,8 +68,9 @@ class ExportSummary:
     bytes: int
 
 
-def export(engine: Engine, signer: checkpoints.Signer, out: Path, *, dossier_id: str | None = None,
-           since: datetime | None = None, until: datetime | None = None, actor: str = "onss") -> ExportSummary:
+def export(engine: Engine, signer: checkpoints.Signer, out: Path, *, recorder: Recorder,
+           dossier_id: str | None = None, since: datetime | None = None, until: datetime | None = None,
+           actor: str = PLATFORM) -> ExportSummary:
     """Write the bundle of a dossier's events, or of the events with since <= ts < until, and
     record the export as an `exported` audit event (by the processor, ONSS, Art. 8 §1)."""
     if dossier_id is not None:
@@ -111,10 +113,10 @@ def export(engine: Engine, signer: checkpoints.Signer, out: Path, *, dossier_id:
     data = body + _line({"type": "seal", "signature": signer.sign(body)})
     out.write_bytes(data)
     summary.bytes = len(data)
-    with engine.begin() as conn:  # the export itself is a step of the trail (ARCHITECTURE: "exported")
-        append(conn, [AuditEvent("exported", dossier_id=dossier_id, actor=actor,
-                                 reason=f"audit bundle: {len(wanted)} events"
-                                        + ("" if dossier_id else f", {scope['since']} to {scope['until']}"))])
+    # the export itself is a step of the trail
+    recorder.record([AuditEvent("exported", dossier_id=dossier_id, actor=actor,
+                                reason=f"audit bundle: {len(wanted)} events"
+                                       + ("" if dossier_id else f", {scope['since']} to {scope['until']}"))])
     return summary
 
 

@@ -12,11 +12,12 @@ import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
-from hub.audit import checkpoints
+from hub.audit import checkpoints as _checkpoints
+from hub.audit.checkpoints import CheckpointPolicy
 from hub.infra.store.db import reader
 from hub.infra.store.schema import audit_events, audit_head
 
@@ -60,6 +61,13 @@ class AuditEvent:
     payload_hash: str | None = None
 
 
+
+class Recorder(Protocol):
+    """The way into the trail for everything but the unit of work itself (hub.infra.store.unit_of_work):
+    hand it the events; it appends them in a transaction of its own and returns once committed."""
+
+    def record(self, events: Sequence[AuditEvent]) -> None: ...
+
 def _micros(ts: datetime) -> int:
     # SQLite hands datetimes back naive; they were written in UTC.
     if ts.tzinfo is None:
@@ -83,11 +91,14 @@ _MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam
                                                                    hash=bindparam("new_hash"))
 
 
-def append(conn: Connection, events: Iterable[AuditEvent], now: datetime | None = None) -> int:
+def append(conn: Connection, events: Iterable[AuditEvent], now: datetime | None = None,
+           checkpoints: CheckpointPolicy | None = None) -> int:
     """Append events inside the caller's transaction; returns the last sequence number.
 
-    The head row is locked (FOR UPDATE) so that concurrent transactions extend one line, never a fork.
-    A signed checkpoint is written in the same transaction when one is due (hub/audit/checkpoints.py).
+    Only the unit of work calls this (hub.infra.store.unit_of_work): every other writer hands its
+    events to it. The head row is locked (FOR UPDATE) so that concurrent transactions extend one
+    line, never a fork. A signed checkpoint is written in the same transaction when `checkpoints`
+    says one is due.
     """
     events = list(events)
     if not events:
@@ -111,7 +122,8 @@ def append(conn: Connection, events: Iterable[AuditEvent], now: datetime | None 
         prev = h
     _insert(conn, rows)
     conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
-    checkpoints.after_append(conn, head.seq, seq, prev, now)
+    if checkpoints is not None:
+        checkpoints.after_append(conn, head.seq, seq, prev, now)
     return seq
 
 
@@ -278,16 +290,13 @@ def verify(engine: Engine, public_key=None, workers: int | None = None,
 
     Detects a modified, deleted, inserted or reordered event and a truncated tail; events after
     the last checkpoint are reported as unsealed. `public_key` (Ed25519) checks the checkpoint
-    signatures; default: the key configured for this store. Large chains are checked in
-    parallel processes over ranges, then stitched.
+    signatures too (without it: their continuity and digests only, and the report says so).
+    Large chains are checked in parallel processes over ranges, then stitched.
     """
-    if public_key is None:
-        signer = checkpoints.configured_signer(engine)
-        public_key = signer.public_key if signer else None
     with reader(engine).connect() as conn:
         head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
         top = conn.execute(select(func.max(audit_events.c.seq))).scalar() or 0
-        cps = checkpoints.load_all(conn)
+        cps = _checkpoints.load_all(conn)
     cuts = [cp["seq"] for cp in cps]
     top = max(top, head.seq)
     parts = 1 if top < _PARALLEL_FROM else (workers or os.cpu_count() or 1)
@@ -346,7 +355,7 @@ def _check_checkpoints(cps, digests, public_key, chain_count: int | None) -> tup
     expected_from = 1
     for cp in cps:
         if public_key is not None:
-            problem = checkpoints.check(cp, public_key, expected_from)
+            problem = _checkpoints.check(cp, public_key, expected_from)
             if problem:
                 return (min(cp["from_seq"], expected_from) if "missing" in problem else cp["seq"], problem)
         elif cp["from_seq"] != expected_from or cp["count"] != cp["seq"]:

@@ -18,17 +18,17 @@ events after the last checkpoint are reported as *unsealed*. The interval digest
 prove that a dossier's events are in the sealed chain by listing only the other events' hashes,
 never their content (see hub/audit/bundle.py).
 
-Checkpoints are written inside `hub.audit.append` (same transaction) when an append crosses a
-multiple of N events or T seconds passed since this process's last one; `checkpoint_now` seals
-the current head on demand (CLI, worker). The signer is configured per engine by bootstrap.
+Checkpoints are written inside `hub.audit.chain.append` (same transaction) when the CheckpointPolicy
+passed with the events says one is due (a multiple of N events crossed, or T seconds since the
+policy last sealed); `checkpoint_now` seals the current head on demand (CLI, worker). The policy
+belongs to the store's unit of work, built by bootstrap from the settings; no module state.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -128,49 +128,26 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 
 @dataclass
-class Policy:
+class CheckpointPolicy:
+    """When `append` seals: every `every_events` events, or once `every_seconds` passed since this
+    policy last sealed. Held by the unit of work of a store (hub.infra.store.unit_of_work) and
+    passed to `append` with every batch of events; without one, nothing is sealed as it goes."""
+
     signer: Signer
     every_events: int = 1000
     every_seconds: float = 60.0
-    last_at: float = 0.0
+    last_at: float = field(default_factory=time.monotonic)
 
+    def __post_init__(self) -> None:
+        self.every_events = max(1, self.every_events)
 
-_policies: dict[str, Policy] = {}
-_lock = threading.Lock()
-
-
-def _engine_key(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
-
-
-def configure(engine: Engine, signer: Signer | None, every_events: int = 1000,
-              every_seconds: float = 60.0) -> None:
-    """Sign checkpoints of the chain stored behind `engine` (None: stop signing)."""
-    with _lock:
-        if signer is None:
-            _policies.pop(_engine_key(engine), None)
-        else:
-            _policies[_engine_key(engine)] = Policy(signer, max(1, every_events), every_seconds,
-                                                    time.monotonic())
-
-
-def configured_signer(engine: Engine) -> Signer | None:
-    policy = _policies.get(_engine_key(engine))
-    return policy.signer if policy else None
-
-
-def after_append(conn: Connection, old_seq: int, new_seq: int, head_hash: str, now: datetime) -> None:
-    """Called by `append` inside its transaction: write a checkpoint when one is due."""
-    if not _policies:
-        return
-    policy = _policies.get(_engine_key(conn.engine))
-    if policy is None:
-        return
-    due_by_count = new_seq // policy.every_events > old_seq // policy.every_events
-    due_by_time = time.monotonic() - policy.last_at >= policy.every_seconds
-    if due_by_count or due_by_time:
-        write(conn, policy.signer, new_seq, head_hash, now)
-        policy.last_at = time.monotonic()
+    def after_append(self, conn: Connection, old_seq: int, new_seq: int, head_hash: str, now: datetime) -> None:
+        """Called by `append` inside its transaction: write a checkpoint when one is due."""
+        due_by_count = new_seq // self.every_events > old_seq // self.every_events
+        due_by_time = time.monotonic() - self.last_at >= self.every_seconds
+        if due_by_count or due_by_time:
+            write(conn, self.signer, new_seq, head_hash, now)
+            self.last_at = time.monotonic()
 
 
 def write(conn: Connection, signer: Signer, seq: int, head_hash: str, now: datetime) -> dict[str, Any] | None:
@@ -190,12 +167,8 @@ def write(conn: Connection, signer: Signer, seq: int, head_hash: str, now: datet
     return row
 
 
-def checkpoint_now(engine: Engine, signer: Signer | None = None,
-                   now: datetime | None = None) -> dict[str, Any] | None:
+def checkpoint_now(engine: Engine, signer: Signer, now: datetime | None = None) -> dict[str, Any] | None:
     """Seal the current chain head now (idle hub, shutdown, CLI); None when nothing is unsealed."""
-    signer = signer or configured_signer(engine)
-    if signer is None:
-        raise RuntimeError("no audit signing key configured for this store")
     with engine.begin() as conn:
         head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)
                             .where(audit_head.c.id == 1).with_for_update()).one()

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, or_, select
 
-from hub.audit.chain import AuditEvent, append
+from hub.audit.chain import AuditEvent, Recorder
 from hub.domain.envelope import as_utc
 from hub.domain.errors import MalformedMessage
 from hub.infra.store.db import reader
@@ -115,13 +115,12 @@ def stream(conn: Connection, criteria: AuditFilter, columns: Sequence[str] = COL
         yield row
 
 
-def record_consultation(engine: Engine, what: str, actor: str, acting_person: str | None,
-                        kinds: Sequence[str], channel: str, dossier_id: str | None = None) -> int:
+def record_consultation(recorder: Recorder, what: str, actor: str, acting_person: str | None,
+                        kinds: Sequence[str], channel: str, dossier_id: str | None = None) -> None:
     """The trace of the officer's own look at the trail (GDPR art. 32: access to logs is logged too).
 
     The reason names the tool, the channel and the kinds of filter, never their values.
     """
     reason = f"{channel} audit {what}: " + (",".join(kinds) if kinds else "no filter")
-    with engine.begin() as conn:
-        return append(conn, [AuditEvent("consulted", actor=actor, acting_person=acting_person,
-                                        dossier_id=dossier_id, reason=reason)])
+    recorder.record([AuditEvent("consulted", actor=actor, acting_person=acting_person,
+                                dossier_id=dossier_id, reason=reason)])

@@ -23,12 +23,12 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select, union
 
 from hub.audit.query import AuditFilter, stream
+from hub.domain.categories import SPECIAL_CATEGORIES
 from hub.domain.envelope import as_utc
 from hub.domain.errors import MalformedMessage
 from hub.infra.store.db import reader
 from hub.infra.store.schema import audit_events
 
-SPECIAL_CATEGORIES = ("health", "criminal_record")
 ACCESS_EVENTS = ("delivered", "acknowledged", "consulted")
 UNAUTHENTICATED = "(unauthenticated)"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -171,7 +171,7 @@ def _denied(acc: dict[str, dict[str, Any]], ev: dict[str, Any]) -> None:
 def _special(acc: dict[tuple[str, str | None], dict[str, Any]], ev: dict[str, Any]) -> None:
     if ev["event"] not in ACCESS_EVENTS or ev["outcome"] == "rejected":
         return
-    found = [c for c in SPECIAL_CATEGORIES if c in (ev["data_categories"] or ())]
+    found = [c for c in sorted(SPECIAL_CATEGORIES) if c in (ev["data_categories"] or ())]
     if not found:
         return
     party = ev["recipient"] if ev["event"] == "delivered" else ev["actor"]

@@ -7,35 +7,22 @@ Art. 11). The walk plan for both is compiled once from the schema when the contr
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
+from hub.domain.categories import DATA_CATEGORIES
 from hub.domain.errors import ContractViolation, RegistryError
-from hub.domain.identifiers import is_valid_enterprise_number, is_valid_insz
+from hub.domain.formats import FORMAT_CHECKER
 
-__all__ = ["DATA_CATEGORIES", "FORMAT_CHECKER", "MessageContract", "load_contracts", "CONTRACT_SUFFIX"]
+__all__ = ["MessageContract", "CONTRACT_SUFFIX", "describe_error"]
 
-DATA_CATEGORIES: frozenset[str] = frozenset({
-    "identification",     # Art. 12 §1 1°
-    "contact",            # Art. 12 §1 1° g, 2° c–d
-    "residence_status",   # Art. 12 §1 2°
-    "employment",         # Art. 13 §1
-    "financial",          # Art. 13 §1 (pay, means), §3 3°
-    "health",             # Art. 15
-    "criminal_record",    # Art. 17
-    "administrative",     # Art. 18
-    "social_security",    # Art. 14 (Dimona, Limosa, DmfA, general register of the self-employed)
-})
 
 CONTRACT_SUFFIX = ".schema.json"
 CATEGORY_KEY = "x-data-category"
@@ -44,57 +31,6 @@ ID_PREFIX = "https://contracts.wib-hub.example/messages/"
 MAX_REPORTED_ERRORS = 500
 
 _VERSION = re.compile(r"[0-9]+\.[0-9]+")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
-
-# --- formats -------------------------------------------------------------------------------------
-
-FORMAT_CHECKER = FormatChecker(formats=())
-
-
-@FORMAT_CHECKER.checks("insz")
-def _is_insz(instance: object) -> bool:
-    return not isinstance(instance, str) or is_valid_insz(instance)
-
-
-@FORMAT_CHECKER.checks("enterprise-number")
-def _is_enterprise_number(instance: object) -> bool:
-    return not isinstance(instance, str) or is_valid_enterprise_number(instance)
-
-
-@FORMAT_CHECKER.checks("date")
-def _is_date(instance: object) -> bool:
-    if not isinstance(instance, str):
-        return True
-    if not _DATE.fullmatch(instance):
-        return False
-    try:
-        date.fromisoformat(instance)
-    except ValueError:
-        return False
-    return True
-
-
-@FORMAT_CHECKER.checks("date-time")
-def _is_date_time(instance: object) -> bool:
-    if not isinstance(instance, str):
-        return True
-    if not _DATE_TIME.fullmatch(instance):
-        return False
-    try:
-        datetime.fromisoformat(instance[:-1] + "+00:00" if instance[-1] in "Zz" else instance)
-    except ValueError:
-        return False
-    return True
-
-
-@FORMAT_CHECKER.checks("email")
-def _is_email(instance: object) -> bool:
-    return not isinstance(instance, str) or (len(instance) <= 254 and _EMAIL.fullmatch(instance) is not None)
-
 
 # --- the walk plan -------------------------------------------------------------------------------
 
@@ -426,23 +362,6 @@ class MessageContract:
             else:
                 return None
         return node
-
-
-def load_contracts(messages_dir: Path) -> dict[str, MessageContract]:
-    """Every contracts/messages/<name>.schema.json, by name; a bad one stops start-up (RegistryError)."""
-    contracts: dict[str, MessageContract] = {}
-    messages_dir = Path(messages_dir)
-    if not messages_dir.is_dir():
-        raise RegistryError(messages_dir.name, "/", "the message contracts directory does not exist")
-    for path in sorted(messages_dir.glob("*" + CONTRACT_SUFFIX)):
-        name = path.name[: -len(CONTRACT_SUFFIX)]
-        source = f"{messages_dir.name}/{path.name}"
-        try:
-            schema = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RegistryError(source, "/", f"not readable JSON: {exc}") from None
-        contracts[name] = MessageContract(name, schema, source=source)
-    return contracts
 
 
 def _fast_format(name: str):

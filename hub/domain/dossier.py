@@ -27,7 +27,7 @@ from typing import Any
 from hub.domain.envelope import as_utc
 from hub.domain.errors import InvalidTransition
 
-__all__ = ["STATES", "EXAMINING", "ENDING", "change", "outcome_of", "parts_needed", "retain_until", "retention", "add_years"]
+__all__ = ["STATES", "EXAMINING", "NEGATIVE", "DEEMED", "ENDING", "change", "outcome_of", "parts_needed", "retain_until", "retention", "add_years"]
 
 STATES: tuple[str, ...] = (
     "submitted", "incomplete", "under_examination", "residence_decided", "work_decided", "decided",

@@ -20,6 +20,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from hub.audit import AuditEvent, Recorder
+from hub.domain.categories import SOCIAL_SECURITY
+from hub.domain.parties import PLATFORM
 from hub.ports import EnrichmentRecord, Subject
 from hub.domain.identifiers import is_valid_insz
 from hub.domain.territory import region_of_postcode
@@ -195,3 +198,12 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def record_files(recorder: Recorder, result: BatchResult, source: str) -> None:
+    """One `batch_enriched` audit event per file handed to an authority: counts and the file's hash only."""
+    recorder.record([AuditEvent("batch_enriched", actor=PLATFORM, recipient=authority,
+                                data_categories=["identification", SOCIAL_SECURITY],
+                                reason=f"{result.per_authority[authority]} lines from {source}",
+                                payload_hash=file_digest(path))
+                     for authority, path in result.files.items()])

@@ -2,24 +2,26 @@
 region that must control them."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from hub.ports import Subject
-from hub import audit
 from hub.audit import AuditEvent
+from hub.domain.categories import SOCIAL_SECURITY
+from hub.domain.parties import PLATFORM
 from hub.infra.store.schema import dossiers
+from hub.infra.store.unit_of_work import UnitOfWork
 
 ACTIVE_STATES = ("decided", "notified")
 
 
-def permit_holders_without_employment(engine: Engine, source: Any, today: date,
+def permit_holders_without_employment(work: UnitOfWork, source: Any, today: date,
                                       legal_context: str) -> dict[str, list[dict[str, Any]]]:
     """Region party → the permit holders (dossier, INSZ, last employer and period end) with no
     Dimona period running today. Work must have been granted for the permit to be active."""
-    with engine.connect() as conn:
+    with work.reads.connect() as conn:
         rows = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.application)
                             .where(dossiers.c.state.in_(ACTIVE_STATES), dossiers.c.work_outcome == "granted")
                             .order_by(dossiers.c.id)).all()
@@ -34,8 +36,8 @@ def permit_holders_without_employment(engine: Engine, source: Any, today: date,
         periods = record.data.get("periods", [])
         running = [p for p in periods if date.fromisoformat(p["start"]) <= today
                    and (p.get("end") is None or date.fromisoformat(p["end"]) >= today)]
-        checked.append(AuditEvent("consulted", dossier_id=dossier_id, actor="onss", recipient=region,
-                                  purpose=6, data_categories=["social_security"],
+        checked.append(AuditEvent("consulted", dossier_id=dossier_id, actor=PLATFORM, recipient=region,
+                                  purpose=6, data_categories=[SOCIAL_SECURITY],
                                   reason="follow-up (Art. 10 6°): " + ("employed" if running else "no running employment")))
         if running:
             continue
@@ -44,7 +46,5 @@ def permit_holders_without_employment(engine: Engine, source: Any, today: date,
             "dossier_id": dossier_id, "insz": insz,
             "last_employer": last.get("employer") if last else None,
             "last_period_end": last.get("end") if last else None})
-    if checked:  # each permit holder looked up is a consultation on the record
-        with engine.begin() as conn:
-            audit.append(conn, checked, datetime.now(timezone.utc))
+    work.record(checked)   # each permit holder looked up is a consultation on the record
     return findings

@@ -1,6 +1,6 @@
 """Art. 27: automatic deletion of the dossiers whose retention period has ended.
 
-Each dossier carries `retain_until` (hub/dossier.py computes it on every change; NULL keeps it:
+Each dossier carries `retain_until` (hub.domain.dossier computes it on every change; NULL keeps it:
 undecided, or on legal hold while an appeal or procedure is pending). When it has passed, the
 dossier is deleted with everything the hub holds about it:
 
@@ -34,18 +34,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from hub import audit
 from hub.audit import AuditEvent
 from hub.domain.dossier import retention
 from hub.domain.envelope import as_utc
+from hub.domain.parties import PLATFORM
 from hub.infra.store.db import reader
 from hub.infra.store.schema import (
     deliveries, dossier_clocks, dossiers, enrichment_jobs, enrichments, messages, outbox,
 )
+from hub.infra.store.unit_of_work import UnitOfWork
 
 __all__ = ["ExpiredDossier", "RetentionResult", "RULES", "TABLES", "expired", "rule_of", "run"]
 
-# Art. 27, as hub/dossier.py applies it; the rule is named in the audit event's reason.
+# Art. 27, as hub.domain.dossier applies it; the rule is named in the audit event's reason.
 RULES: dict[str, str] = {
     "granted": "granted: 10 years from submission",
     "negative": "refused, ended or withdrawn: 5 years from notification",
@@ -56,7 +57,6 @@ RULES: dict[str, str] = {
 TABLES: tuple[str, ...] = ("dossiers", "messages", "outbox", "deliveries", "enrichment_jobs",
                            "enrichments", "dossier_clocks")
 LEGAL_BASIS = ("Art. 27",)
-PROCESSOR = "onss"
 _SQLITE_CHUNK = 5000   # bound parameters per IN list on SQLite (its limit is 32766)
 
 
@@ -212,15 +212,18 @@ def _dossier_rows(conn: Connection, sets: _Sets, ids: list[str], *, count: bool)
 
 
 def _deleted_event(d: ExpiredDossier) -> AuditEvent:
-    return AuditEvent("deleted", dossier_id=d.id, correlation_id=d.id, actor=PROCESSOR,
+    return AuditEvent("deleted", dossier_id=d.id, correlation_id=d.id, actor=PLATFORM,
                       legal_basis=LEGAL_BASIS,
                       reason=f"retention Art. 27: {RULES[d.rule]} (retain until {d.retain_until.date().isoformat()})")
 
 
 def _batch(conn: Connection, now: datetime, after: tuple[datetime, str] | None, size: int, *,
-           dry_run: bool) -> tuple[list[ExpiredDossier], dict[str, int], tuple[datetime, str] | None]:
+           record: Callable[[list[AuditEvent]], None] | None
+           ) -> tuple[list[ExpiredDossier], dict[str, int], tuple[datetime, str] | None]:
     """One batch inside the caller's transaction: select (re-checking retain_until <= now), then
-    delete or count. Returns the dossiers, rows per table, and the keyset position after them."""
+    delete or count (no `record`: a dry run). Returns the dossiers, rows per table, and the keyset
+    position after them."""
+    dry_run = record is None
     sets = _Sets(conn)
     q = _due(now, after).limit(size)
     if sets.pg and not dry_run:
@@ -234,12 +237,12 @@ def _batch(conn: Connection, now: datetime, after: tuple[datetime, str] | None, 
     found = _expired_of(rows)
     ids = [d.id for d in found]
     counts = _dossier_rows(conn, sets, ids, count=dry_run)
-    if not dry_run:   # stamped with the clock: when the deletion happened, whatever `now` judged it
-        audit.append(conn, [_deleted_event(d) for d in found])
+    if record is not None:   # stamped with the clock: when the deletion happened, whatever `now` judged it
+        record([_deleted_event(d) for d in found])
     return found, counts, position
 
 
-def run(engine: Engine, now: datetime, *, batch: int = 1000, dry_run: bool = False,
+def run(work: UnitOfWork, now: datetime, *, batch: int = 1000, dry_run: bool = False,
         progress: Callable[[int, int], None] | None = None,
         stop: threading.Event | None = None) -> RetentionResult:
     """Art. 27 §2: delete every dossier whose retain_until is at or before `now`, with its messages,
@@ -256,15 +259,18 @@ def run(engine: Engine, now: datetime, *, batch: int = 1000, dry_run: bool = Fal
     now = as_utc(now)
     started = time.perf_counter()
     result = RetentionResult(now=now, dry_run=dry_run)
-    total = count_expired(engine, now)
+    total = count_expired(work.reads, now)
     rules: Counter[str] = Counter()
     after: tuple[datetime, str] | None = None
-    work = reader(engine) if dry_run else engine
     if progress is not None:
         progress(0, total)
     while stop is None or not stop.is_set():
-        with work.begin() as conn:
-            found, counts, after = _batch(conn, now, after, batch, dry_run=dry_run)
+        if dry_run:
+            with work.reads.begin() as conn:
+                found, counts, after = _batch(conn, now, after, batch, record=None)
+        else:   # a transaction of its own per batch: its rows locked, its `deleted` events in it
+            with work.transaction() as tx:
+                found, counts, after = _batch(tx.conn, now, after, batch, record=tx.record)
         if not found:
             break
         result.batches += 1
@@ -275,6 +281,6 @@ def run(engine: Engine, now: datetime, *, batch: int = 1000, dry_run: bool = Fal
         if progress is not None:
             progress(result.dossiers, max(total, result.dossiers))
     result.by_rule = dict(rules)
-    result.remaining = 0 if dry_run else count_expired(engine, now)
+    result.remaining = 0 if dry_run else count_expired(work.reads, now)
     result.elapsed_s = time.perf_counter() - started
     return result

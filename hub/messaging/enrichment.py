@@ -21,19 +21,21 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
 import structlog
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, select, update
 
-from hub.ports import Enricher, EnrichmentRecord, SourceRefused, SourceUnavailable, Subject
 from hub.audit import AuditEvent
+from hub.domain.categories import SOCIAL_SECURITY
 from hub.domain.envelope import iso_utc, payload_hash, utcnow
+from hub.domain.errors import NotAuthorised, UnknownDossier
 from hub.domain.flows import Flow, Registry
-from hub.infra.store.unit_of_work import Batch, GroupCommit
+from hub.domain.parties import DVZ, PLATFORM
+from hub.domain.retry import Backoff
 from hub.infra.store.schema import dossiers, enrichment_jobs, enrichments, messages, outbox
+from hub.infra.store.unit_of_work import Batch, UnitOfWork
 from hub.infra.store.upsert import insert_ignore
+from hub.ports import Enricher, EnrichmentRecord, SourceRefused, SourceUnavailable, Subject
 
 log = structlog.get_logger("hub.messaging.enrichment")
-
-CATEGORY = "social_security"
 
 
 def legal_context(flow: Flow) -> str:
@@ -110,13 +112,37 @@ def public_record(r: Mapping[str, Any]) -> dict[str, Any]:
             "elapsed_ms": r["elapsed_ms"], "data": r["data"]}
 
 
+def competent_dossier(work: UnitOfWork, party: str, dossier_id: str) -> dict[str, Any]:
+    """The dossier, if `party` may have its social-security data: Art. 14 gives ONSS's and INASTI's
+    data to DVZ and the regions — for a dossier, DVZ and its competent region."""
+    with work.reads.connect() as conn:
+        d = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.application)
+                         .where(dossiers.c.id == dossier_id)).mappings().first()
+    if d is None:
+        raise UnknownDossier(f"no dossier {dossier_id}")
+    if party not in (DVZ, d["competent_region"]):
+        raise NotAuthorised("only DVZ and the competent region receive social-security data (Art. 14)",
+                            code="not_competent")
+    return dict(d)
+
+
+def read_records(work: UnitOfWork, party: str, acting_person: str | None, dossier_id: str) -> list[dict[str, Any]]:
+    """A dossier's stored records, for DVZ or its competent region; the read is on the record (Art. 11)."""
+    competent_dossier(work, party, dossier_id)
+    with work.reads.connect() as conn:
+        rows = conn.execute(select(enrichments).where(enrichments.c.dossier_id == dossier_id)
+                            .order_by(enrichments.c.id)).mappings().all()
+    work.record([AuditEvent("consulted", dossier_id=dossier_id, actor=party, acting_person=acting_person,
+                            data_categories=[SOCIAL_SECURITY], reason="GET /v1/dossiers/enrichment")])
+    return [public_record(r) for r in rows]
+
+
 @dataclass
 class Enrichment:
     """The enricher worker: takes due jobs, calls their sources, stores what came back."""
 
     registry: Registry
-    engine: Engine
-    commits: GroupCommit
+    work: UnitOfWork
     sources: Mapping[str, Enricher]
     on_complete: Callable[[], None] = lambda: None
     parallel: int = 16
@@ -135,7 +161,7 @@ class Enrichment:
         jobs = self._claim(now)
         if not jobs:
             return 0
-        with self.engine.connect() as conn:
+        with self.work.reads.connect() as conn:
             ids = [j["message_id"] for j in jobs]
             envs = {m["id"]: m for m in conn.execute(select(messages).where(messages.c.id.in_(ids))).mappings()}
             apps = dict(conn.execute(select(dossiers.c.id, dossiers.c.application).where(
@@ -162,7 +188,7 @@ class Enrichment:
     def _claim(self, now: datetime) -> list[dict[str, Any]]:
         """Take the due jobs for a while (a lease), so that enrichers in other worker processes
         leave them alone; a crashed worker's jobs come back when the lease runs out."""
-        with self.engine.begin() as conn:
+        with self.work.engine.begin() as conn:   # a lease is bookkeeping: no audit event
             due = select(enrichment_jobs).where(enrichment_jobs.c.state == "pending",
                                                 enrichment_jobs.c.next_attempt_at <= now) \
                 .order_by(enrichment_jobs.c.next_attempt_at).limit(self.batch)
@@ -199,7 +225,7 @@ class Enrichment:
                 events.append(AuditEvent(
                     "enriched", outcome="ok" if row["status"] != "refused" else "refused", flow_id=flow.id,
                     message_id=msg["id"], correlation_id=msg["correlation_id"], dossier_id=msg["dossier_id"],
-                    actor="onss", purpose=flow.purpose, legal_basis=flow.legal_basis, data_categories=[CATEGORY],
+                    actor=PLATFORM, purpose=flow.purpose, legal_basis=flow.legal_basis, data_categories=[SOCIAL_SECURITY],
                     reason=f"{name} {row['status']} ({row['contract']} {row['contract_version']}, "
                            f"{row['elapsed_ms']} ms)", payload_hash=payload_hash(row["data"])))
             insert_ignore(w.conn, enrichments, rows, ("message_id", "source"))
@@ -213,13 +239,13 @@ class Enrichment:
                 if job["attempts"] == 0:
                     events.append(AuditEvent(
                         "enrichment_pending", outcome="delayed", flow_id=flow.id, message_id=msg["id"],
-                        correlation_id=msg["correlation_id"], dossier_id=msg["dossier_id"], actor="onss",
+                        correlation_id=msg["correlation_id"], dossier_id=msg["dossier_id"], actor=PLATFORM,
                         purpose=flow.purpose, reason="unavailable: " + ", ".join(missing)))
             w.conn.execute(update(enrichment_jobs).where(enrichment_jobs.c.message_id == msg["id"],
                                                          enrichment_jobs.c.state == "pending").values(**values))
             return events
 
-        self.commits.write(write)
+        self.work.write(write)
         if not complete:
             log.warning("enrichment_pending", message_id=msg["id"], sources=missing, attempt=job["attempts"] + 1)
         return int(complete)
@@ -242,11 +268,11 @@ class Enrichment:
             return [AuditEvent("enriched", outcome="ok" if r["status"] != "refused" else "refused",
                                message_id=request_id, correlation_id=request_id, dossier_id=dossier["id"],
                                actor=party, acting_person=acting_person, recipient=party, purpose=flow.purpose,
-                               legal_basis=flow.legal_basis, data_categories=[CATEGORY],
+                               legal_basis=flow.legal_basis, data_categories=[SOCIAL_SECURITY],
                                reason=f"on demand: {r['source']} {r['status']}", payload_hash=payload_hash(r["data"]))
                     for r in rows]
 
-        self.commits.write(write)
+        self.work.write(write)
         return [public_record(r) for r in rows], [n for n, r in results.items() if isinstance(r, SourceUnavailable)]
 
     @staticmethod
@@ -262,8 +288,8 @@ class Enrichment:
                     data=result.data)
 
     def _backoff(self, attempts: int) -> float:
-        """Jittered exponential backoff between passes over a waiting job, capped at retry_max_s."""
-        return self.rng.uniform(0.5, 1.0) * min(self.retry_max_s, 0.5 * 2 ** attempts)
+        """The wait before the next pass over a job still waiting for a source (capped at retry_max_s)."""
+        return Backoff(base_s=0.5, cap_s=self.retry_max_s, jitter=0.5).delay(attempts, self.rng)
 
     def run(self, stop: threading.Event, wake: threading.Event, idle_s: float = 0.2) -> None:
         while not stop.is_set():

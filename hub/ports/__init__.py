@@ -1,32 +1,34 @@
-"""The adapter ports: an Enricher asks a source system about one person, a BackOffice is polled.
+"""The ports: what an adapter implements and what the hub hands it. Adapters import this package
+and hub.domain, nothing else of the hub; the hub never imports an adapter (import-linter checks both).
 
-`hub/` knows these shapes only; the concrete adapters register themselves by name through the
-`wib_hub.enrichers` entry point group (see pyproject.toml) and are chosen in one wiring place.
+    Enricher     asks a source system (ONSS Dimona, DmfA, Limosa; INASTI) about one person
+    BackOffice   an authority's back office, as its poller sees it
+    Adapter      how an adapter presents itself: contracts, simulator, client, conformance suite;
+                 registered by name under the `wib_hub.adapters` entry point group (pyproject.toml)
+                 and found by `load_adapters`, in one wiring place (hub.bootstrap)
+    Toolkit      the sandbox of simulators and the synthetic population (entry point `wib_hub.toolkit`)
+    safexml      the one XML parser for untrusted documents (DTDs, entities and network off)
 
-Every call to a source runs through `Resilient`: a timeout (in the client), bounded retries with
-jittered exponential backoff, and a circuit breaker per source. A source that is down makes the
-call fail fast with `SourceUnavailable`; the caller keeps the work and tries again later.
+Every call to a source runs through hub.messaging.resilience (timeouts in the client, retries with
+back-off, a circuit breaker): a source that is down fails fast with `SourceUnavailable`; the caller
+keeps the work and tries again later.
 """
 from __future__ import annotations
 
-import random
-import threading
-import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
+from hub.domain.envelope import utcnow
+
 __all__ = [
-    "Subject", "EnrichmentRecord", "SourceUnavailable", "SourceRefused", "Enricher",
-    "CircuitBreaker", "CircuitOpen", "RetryPolicy", "Resilient", "BackOffice", "BackOfficeEvent",
-    "SourceConfig", "SimulatorConfig", "Check", "Adapter", "load_adapters", "utcnow",
+    "Subject", "EnrichmentRecord", "SourceUnavailable", "SourceRefused", "Enricher", "BackOffice",
+    "BackOfficeEvent", "SourceConfig", "SimulatorConfig", "Check", "Adapter", "load_adapters", "Sandbox",
+    "Toolkit", "load_toolkit", "utcnow",
 ]
 
 Status = Literal["found", "no_data"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,6 @@ class SourceRefused(Exception):
     Retrying the same request cannot help; a person must look."""
 
 
-class CircuitOpen(SourceUnavailable):
-    pass
-
-
 @runtime_checkable
 class Enricher(Protocol):
     name: str                          # "onss.dimona"
@@ -86,106 +84,6 @@ class Enricher(Protocol):
     def applies(self, subject: Subject) -> bool: ...
 
     def fetch(self, subject: Subject) -> EnrichmentRecord: ...
-
-
-@dataclass
-class CircuitBreaker:
-    """Closed → (failure_threshold consecutive failures) → open → (reset_after_s) → half-open:
-    one trial call; success closes, failure opens again."""
-
-    failure_threshold: int = 5
-    reset_after_s: float = 5.0
-    clock: Callable[[], float] = time.monotonic
-    state: str = "closed"
-    failures: int = 0
-    opened_at: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def before_call(self) -> None:
-        with self._lock:
-            if self.state == "open":
-                if self.clock() - self.opened_at < self.reset_after_s:
-                    raise CircuitOpen("circuit open")
-                self.state = "half-open"
-            elif self.state == "half-open":
-                # one trial at a time; the others fail fast until it answers
-                raise CircuitOpen("circuit half-open, trial running")
-
-    def success(self) -> None:
-        with self._lock:
-            self.state, self.failures = "closed", 0
-
-    def failure(self) -> None:
-        with self._lock:
-            self.failures += 1
-            if self.state == "half-open" or self.failures >= self.failure_threshold:
-                self.state, self.opened_at = "open", self.clock()
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 3
-    base_s: float = 0.05
-    cap_s: float = 1.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(cap, base·2^attempt)]."""
-        return rng.uniform(0, min(self.cap_s, self.base_s * 2 ** attempt))
-
-
-@dataclass
-class Resilient:
-    """An Enricher behind retries and a circuit breaker; itself an Enricher."""
-
-    inner: Enricher
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
-    sleep: Callable[[float], None] = time.sleep
-    rng: random.Random = field(default_factory=random.Random)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def contract(self) -> str:
-        return self.inner.contract
-
-    @property
-    def contract_version(self) -> str:
-        return self.inner.contract_version
-
-    def applies(self, subject: Subject) -> bool:
-        return self.inner.applies(subject)
-
-    def fetch(self, subject: Subject) -> EnrichmentRecord:
-        return self._guarded(lambda: self.inner.fetch(subject))
-
-    def fetch_many(self, subjects: list[Subject], **options: Any) -> list[EnrichmentRecord]:
-        """The source's bulk consultation when it has one (one call for many people), else one by one."""
-        bulk = getattr(self.inner, "fetch_many", None)
-        if bulk is None:
-            return [self.fetch(s) for s in subjects]
-        return self._guarded(lambda: bulk(subjects, **options))
-
-    def _guarded(self, call: Callable[[], Any]) -> Any:
-        last: Exception | None = None
-        for attempt in range(self.retry.attempts):
-            self.breaker.before_call()
-            try:
-                record = call()
-            except SourceUnavailable as err:
-                self.breaker.failure()
-                last = err
-                if attempt + 1 < self.retry.attempts:
-                    self.sleep(self.retry.delay(attempt, self.rng))
-                continue
-            except SourceRefused:
-                self.breaker.success()  # the source is up; the request is wrong
-                raise
-            self.breaker.success()
-            return record
-        raise SourceUnavailable(f"{self.name}: {last}") from last
 
 
 @dataclass(frozen=True)
@@ -263,3 +161,38 @@ def load_adapters() -> dict[str, Adapter]:
         adapter = ep.load()
         found[adapter.name] = adapter
     return dict(sorted(found.items()))
+
+
+class Sandbox(Protocol):
+    """The simulators of the installed adapters on local ports, over the synthetic population."""
+
+    def start(self, names: list[str] | None = None, ports: dict[str, int] | None = None) -> dict[str, str]: ...
+
+    def urls(self) -> dict[str, str]: ...
+
+    def faults(self, name: str) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Toolkit:
+    """What the adapters offer the hub's own tools besides the adapters themselves: the sandbox of
+    simulators (the embedded default enriches against it) and the synthetic population they serve.
+
+    Registered as the entry point `wib_hub.toolkit` (pyproject.toml), so that the hub reaches it the
+    way it reaches adapters: by name, never by importing adapters.*.
+    """
+
+    sandbox: Callable[..., Sandbox]                      # Sandbox(key_dir, host=...): a new one
+    shared_sandbox: Callable[[Path, list[str]], Sandbox]  # the process's one, started with these names
+    population: Callable[[int], Any]                     # Population(seed): .sample(n, start) → (insz, postcode)
+
+
+def load_toolkit() -> Toolkit:
+    """The installed toolkit (entry point group `wib_hub.toolkit`)."""
+    from importlib.metadata import entry_points
+    found = list(entry_points(group="wib_hub.toolkit"))
+    if not found:
+        raise RuntimeError("no wib_hub.toolkit entry point installed (the adapters package provides it)")
+    return found[0].load()

@@ -21,13 +21,13 @@ import yaml
 from jsonschema import Draft202012Validator
 from lxml import etree
 
-from hub.domain.contracts import CONTRACT_SUFFIX, FORMAT_CHECKER, VERSION_KEY
-from hub.domain.contracts import describe_error
+from hub.domain.contracts import CONTRACT_SUFFIX, VERSION_KEY, describe_error
+from hub.domain.formats import FORMAT_CHECKER
 from hub.domain.errors import HubError, RegistryError
-from hub.domain.flows import default_contracts_dir
+from hub.registry.files import default_contracts_dir
 from hub.ports.safexml import UnsafeXml, parse_untrusted, safe_parser
 
-__all__ = ["Entry", "Problem", "Catalogue", "load_catalogue", "validate", "UnknownContract",
+__all__ = ["Entry", "Problem", "Catalogue", "load_catalogue", "UnknownContract",
            "ContractFileMissing", "UnsafeDocument", "CATALOGUE_FILE"]
 
 CATALOGUE_FILE = "catalogue.yaml"
@@ -368,19 +368,3 @@ def load_catalogue(contracts_dir: Path | None = None) -> Catalogue:
                               file=f"messages/{path.name}", root=None, used_for="hub message (flow payload)",
                               adapter=None, path=path)
     return Catalogue(entries)
-
-
-_default: Catalogue | None = None
-
-
-def default_catalogue() -> Catalogue:
-    global _default
-    if _default is None:
-        from hub.infra.settings import Settings
-        _default = load_catalogue(Settings().contracts_dir)
-    return _default
-
-
-def validate(name: str, data: bytes, filename: str | None = None) -> list[Problem]:
-    """Validate `data` (named `filename`, which helps tell JSON from XML) against contract `name`."""
-    return default_catalogue().validate(name, data, filename)

@@ -1,7 +1,18 @@
-"""Group commit: the writers of one process share one transaction, one audit append, one commit.
+"""The unit of work: the one writer of a process, and the one way into the audit trail.
 
-Ingress, the router and acknowledgments hand over a function that writes their rows (plain inserts
-gathered into one statement per table) and returns their audit events; each blocks until its part is committed, or gets its own error back. Nothing
+Every write that leaves an audit event goes through a UnitOfWork, and the UnitOfWork is the only
+caller of `hub.audit.chain.append`, with the store's checkpoint policy. Three ways in:
+
+    write(fn)        fn(batch) writes its rows and returns its audit events. Writers share one
+                     transaction, one audit append and one commit (group commit, below).
+    record(events)   audit events alone (a consultation, a refusal): a write with no rows.
+    transaction()    a transaction of its own, for work that must hold its own locks or call out
+                     while it holds them (the relay publishes before it marks its rows; retention
+                     deletes batch by batch); its events are appended at commit, the same way.
+
+Group commit. Ingress, the router, acknowledgments and the readers' audit events hand over a
+function that writes their rows (plain inserts gathered into one statement per table) and returns
+their audit events; each blocks until its part is committed, or gets its own error back. Nothing
 waits for company: the committer takes what is queued when it is free, so a lone writer pays only
 a thread hand-over, and many pay one commit per batch instead of one each.
 
@@ -16,7 +27,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -24,9 +36,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table
 
-from hub import audit
-from hub.audit import AuditEvent
+from hub.audit import AuditEvent, CheckpointPolicy, checkpoint_now
+from hub.audit.chain import append
 from hub.domain.envelope import utcnow
+from hub.infra.store.db import reader
+
+__all__ = ["Batch", "Transaction", "UnitOfWork", "Write"]
+
 
 class Batch:
     """What a part writes with: the shared connection, and inserts gathered across parts so that
@@ -61,6 +77,9 @@ def _insert(table: Table):
 Write = Callable[[Batch], Sequence[AuditEvent]]
 
 
+_STOP: Any = object()   # tells the committer to end (UnitOfWork.close)
+
+
 @dataclass
 class _Part:
     write: Write
@@ -68,9 +87,23 @@ class _Part:
     error: BaseException | None = None
 
 
-class GroupCommit:
-    def __init__(self, engine: Engine, max_batch: int = 64, clock: Callable[[], datetime] = utcnow):
+class Transaction:
+    """A transaction of its own (UnitOfWork.transaction): its connection, and the events it records."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.events: list[AuditEvent] = []
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        self.events.extend(events)
+
+
+class UnitOfWork:
+    def __init__(self, engine: Engine, checkpoints: CheckpointPolicy | None = None, max_batch: int = 64,
+                 clock: Callable[[], datetime] = utcnow):
         self.engine, self._max, self._clock = engine, max_batch, clock
+        self.reads = reader(engine)          # the same pool, for transactions that only read
+        self.checkpoints = checkpoints       # None: nothing is sealed as it goes (tests, tools)
         self._queue: queue.SimpleQueue[_Part] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -84,6 +117,37 @@ class GroupCommit:
         if part.error is not None:
             raise part.error
 
+    def record(self, events: Sequence[AuditEvent], at: datetime | None = None) -> None:
+        """Append audit events alone; return once committed. `at`: the time they carry, when the
+        caller decides it (a request's `now` that tests move); they then go in a transaction of
+        their own, since a group commit stamps one time on all its events."""
+        if not events:
+            return
+        events = list(events)
+        if at is None:
+            self.write(lambda _batch: events)
+            return
+        with self.transaction(at) as tx:
+            tx.record(events)
+
+    @contextmanager
+    def transaction(self, at: datetime | None = None) -> Iterator[Transaction]:
+        """A transaction of its own; what it records is appended just before it commits, stamped
+        `at` (default: the clock)."""
+        with self.engine.begin() as conn:
+            tx = Transaction(conn)
+            yield tx
+            self._append(conn, tx.events, at)
+
+    def seal(self, now: datetime | None = None) -> dict[str, Any] | None:
+        """Sign a checkpoint of the chain head now (None: nothing unsealed, or no policy)."""
+        if self.checkpoints is None:
+            return None
+        return checkpoint_now(self.engine, self.checkpoints.signer, now)
+
+    def _append(self, conn: Connection, events: Sequence[AuditEvent], at: datetime | None = None) -> None:
+        append(conn, events, now=at or self._clock(), checkpoints=self.checkpoints)
+
     def _ensure_thread(self) -> None:
         if self._thread is None:
             with self._lock:
@@ -91,15 +155,40 @@ class GroupCommit:
                     self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
                     self._thread.start()
 
+    def close(self) -> None:
+        """Stop the committer once what is queued is written (a write after this starts it again)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join(timeout=10)
+        while True:   # a part handed over as the committer stopped is still written, here
+            try:
+                part = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if part is not _STOP:
+                self._commit([part])
+
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = False
             while len(batch) < self._max:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    part = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if part is _STOP:
+                    stop = True
+                    break
+                batch.append(part)
             self._commit(batch)
+            if stop:
+                return
 
     def _commit(self, batch: list[_Part]) -> None:
         try:
@@ -124,4 +213,4 @@ class GroupCommit:
             for part in batch:
                 events.extend(part.write(shared))
             shared.flush()
-            audit.append(conn, events, now=self._clock())
+            self._append(conn, events)

@@ -7,7 +7,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hub import audit
 from hub.interfaces.api import (
     authorities, clocks, consultations, contracts, enrichment, portal, rights, security, stats, system,
 )
@@ -60,10 +59,9 @@ def record_refusal(hub: Hub, request: Request | None, err: HubError) -> None:
     """A request refused before the pipeline saw it still leaves its trace (no payload, no token)."""
     caller = getattr(request.state, "caller", None) if request is not None else None
     path = request.url.path if request is not None else None
-    with hub.engine.begin() as conn:
-        audit.append(conn, [AuditEvent("rejected", outcome="rejected", actor=caller.party if caller else None,
-                                       acting_person=caller.acting_person if caller else None,
-                                       reason=f"{err.code} {path}" if path else err.code)])
+    hub.work.record([AuditEvent("rejected", outcome="rejected", actor=caller.party if caller else None,
+                                acting_person=caller.acting_person if caller else None,
+                                reason=f"{err.code} {path}" if path else err.code)])
 
 
 class BodyLimit:

@@ -4,14 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import select
 
-from hub import audit
+from hub.domain.errors import NotFound
 from hub.interfaces.api.deps import CallerDep, HubDep
-from hub.audit import AuditEvent
-from hub.domain.consultation import consult
-from hub.domain.errors import NotFound, UnknownDossier
-from hub.infra.store.schema import dossiers, messages
+from hub.messaging.consultation import consult
 
 router = APIRouter(prefix="/v1/consultations", tags=["consultations"])
 
@@ -30,18 +26,4 @@ def consult_dossier(hub: HubDep, caller: CallerDep, ground: str, dossier_id: str
     rule = hub.consultations.get(ground)
     if rule is None:
         raise NotFound(f"no consultation ground {ground[:80]!r}", code="unknown_ground")
-    with hub.reads.connect() as conn:
-        d = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.state,
-                                dossiers.c.application).where(dossiers.c.id == dossier_id)).mappings().first()
-        if d is None:
-            raise UnknownDossier(f"no dossier {dossier_id}")
-        decisions = conn.execute(select(messages.c.id, messages.c.flow_id, messages.c.sender, messages.c.payload)
-                                 .where(messages.c.dossier_id == dossier_id, messages.c.flow_id.in_(rule.decisions))
-                                 .order_by(messages.c.received_at)).mappings().all() if rule.decisions else []
-    view = consult(hub.registry, rule, caller.party, d, list(decisions))
-    with hub.engine.begin() as conn:  # Art. 11: a consultation is itself on the record
-        audit.append(conn, [AuditEvent("consulted", dossier_id=dossier_id, actor=caller.party,
-                                       acting_person=caller.acting_person, purpose=rule.purpose,
-                                       legal_basis=rule.legal_basis, data_categories=view["data_categories"],
-                                       reason=f"consultation {rule.id}")])
-    return view
+    return consult(hub.work, hub.registry, rule, caller.party, caller.acting_person, dossier_id)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from hub.interfaces.api.deps import CallerDep, HubDep
 from hub.registry.catalogue import Catalogue, load_catalogue
-from hub.domain.flows import default_contracts_dir
+from hub.registry import default_contracts_dir
 
 router = APIRouter(prefix="/v1/contracts", tags=["contracts"])
 

@@ -81,7 +81,7 @@ def file_request(hub: HubDep, caller: CallerDep, now: NowDep,
     data = _parse(RequestIn, body)
     if data.details is not None and len(json.dumps(data.details)) > MAX_DETAILS_BYTES:
         raise MalformedMessage(f"details: at most {MAX_DETAILS_BYTES} bytes", code="invalid_request")
-    req = rights.submit_request(hub.engine, hub.registry, kind=data.kind, concerning=data.concerning,
+    req = rights.submit_request(hub.work, hub.registry, kind=data.kind, concerning=data.concerning,
                                 insz=data.insz, passport=data.passport_number, details=data.details,
                                 region=data.region, submitted_by=caller.party, acting_person=caller.acting_person,
                                 received_at=data.received_at, now=now)
@@ -93,8 +93,8 @@ def list_requests(hub: HubDep, caller: CallerDep, now: NowDep,
                   overdue: Annotated[bool, Query(description="only open requests past their due date")] = False,
                   state: Annotated[str | None, Query(pattern="^(open|answered)$")] = None) -> dict[str, Any]:
     _require_controller(caller)
-    found = rights.list_requests(hub.engine, caller.party, now, overdue_only=overdue, state=state)
-    rights.record_listing(hub.engine, caller.party, caller.acting_person, len(found), "api", now)
+    found = rights.list_requests(hub.work.reads, caller.party, now, overdue_only=overdue, state=state)
+    rights.record_listing(hub.work, caller.party, caller.acting_person, len(found), "api", now)
     return {"controller": caller.party, "now": now.isoformat(),
             "overdue": sum(r.overdue(now) for r in found),
             "requests": [r.as_json(now) for r in found]}
@@ -106,7 +106,7 @@ def answer_request(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str,
     _require_controller(caller)
     data = _parse(AnswerIn, body)
     reply = {"outcome": data.outcome, **({"note": data.note} if data.note is not None else {})}
-    req = rights.answer(hub.engine, request_id, caller.party, reply, now, acting_person=caller.acting_person)
+    req = rights.answer(hub.work, request_id, caller.party, reply, now, acting_person=caller.acting_person)
     return req.as_json(now)
 
 
@@ -116,7 +116,7 @@ def extend_request(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str,
                    body: Annotated[Any, Depends(json_body)]) -> dict[str, Any]:
     _require_controller(caller)
     data = _parse(ExtendIn, body)
-    req = rights.extend(hub.engine, request_id, caller.party, data.reason, now, acting_person=caller.acting_person)
+    req = rights.extend(hub.work, request_id, caller.party, data.reason, now, acting_person=caller.acting_person)
     return req.as_json(now)
 
 
@@ -124,7 +124,7 @@ def extend_request(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str,
             summary="The person's data as JSON, for an access or portability request (its controller only)")
 def export(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str) -> JSONResponse:
     _require_controller(caller)
-    body = rights.export_for_request(hub.engine, hub.registry, request_id, caller.party, now,
+    body = rights.export_for_request(hub.work, hub.registry, request_id, caller.party, now,
                                      acting_person=caller.acting_person,
                                      special=hub.designations.visible(caller.party, caller.acting_person))
     return JSONResponse(body, headers={

@@ -44,8 +44,8 @@ def events(hub: HubDep, caller: CallerDep,
     require_officer(caller)
     criteria = AuditFilter(dossier=dossier, party=party, acting_person=acting_person, flow=flow, purpose=purpose,
                            outcome=outcome, event=event, since=since, until=until)
-    page = search(hub.engine, criteria, after=after, limit=limit)
-    record_consultation(hub.engine, "search", caller.party, caller.acting_person, criteria.kinds(), "api",
+    page = search(hub.work.reads, criteria, after=after, limit=limit)
+    record_consultation(hub.work, "search", caller.party, caller.acting_person, criteria.kinds(), "api",
                         dossier_id=dossier)
     return page.as_json()
 
@@ -60,8 +60,8 @@ def report(hub: HubDep, caller: CallerDep,
            ) -> dict[str, Any]:
     require_officer(caller)
     hours = OfficeHours.parse(office_hours or hub.settings.office_hours or DEFAULT_OFFICE_HOURS)
-    built = build_report(hub.engine, since, until, hours)
+    built = build_report(hub.work.reads, since, until, hours)
     kinds = [k for k, v in (("since", since), ("until", until), ("office_hours", office_hours)) if v]
-    record_consultation(hub.engine, "report", caller.party, caller.acting_person, kinds, "api")
+    record_consultation(hub.work, "report", caller.party, caller.acting_person, kinds, "api")
     return built.as_json()
 

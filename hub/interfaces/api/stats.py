@@ -12,12 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from hub import audit
-from hub.interfaces.api.deps import CallerDep, HubDep
-from hub.audit import AuditEvent
 from hub.infra.auth import Caller
-from hub.domain.errors import NotAuthorised
-from hub.lifecycle.stats import eurostat
+from hub.interfaces.api.deps import CallerDep, HubDep
+from hub.lifecycle.stats import eurostat, record_draw, require_recipient
 from hub.lifecycle.stats.queries import DIMENSIONS, Breakdown, StatsFilter, counts, parse_by, processing_times
 
 router = APIRouter(prefix="/v1", tags=["stats"])
@@ -29,26 +26,13 @@ Region = Annotated[str | None, Query(max_length=40, description="flanders, wallo
 PermitType = Annotated[str | None, Query(max_length=40, description="the application's category, e.g. eu_blue_card")]
 
 
-def require_statistics_recipient(hub, caller: Caller) -> None:
-    """Art. 31–32: DVZ and the regional authorities consult the platform's statistics."""
-    party = hub.registry.parties.get(caller.party)
-    if caller.party != "dvz" and (party is None or party.kind != "regional_authority"):
-        raise NotAuthorised("statistics are drawn by DVZ and the regional authorities only (Art. 31-32)",
-                            code="not_statistics_recipient")
-
-
-def _consulted(hub, caller: Caller, route: str, kinds: list[str]) -> None:
-    with hub.engine.begin() as conn:
-        audit.append(conn, [AuditEvent("consulted", actor=caller.party, acting_person=caller.acting_person,
-                                       reason=f"GET {route}: " + (",".join(kinds) if kinds else "no filter"))])
-
-
 def _breakdown(hub, caller: Caller, route: str, compute, by, year, quarter, region, permit_type) -> Breakdown:
-    require_statistics_recipient(hub, caller)
+    require_recipient(hub.registry, caller.party)
     dims = parse_by(by)
     where = StatsFilter(year=year, quarter=quarter, region=region, permit_type=permit_type)
-    table = compute(hub.engine, dims, where)
-    _consulted(hub, caller, route, ([f"by={','.join(dims)}"] if dims else []) + where.kinds())
+    table = compute(hub.work.reads, dims, where)
+    record_draw(hub.work, caller.party, caller.acting_person, f"GET {route}",
+                ([f"by={','.join(dims)}"] if dims else []) + where.kinds())
     return table
 
 
@@ -72,8 +56,8 @@ def times(hub: HubDep, caller: CallerDep, by: By = None, year: Year = None, quar
 @router.get("/stats/eurostat", summary="The year's Eurostat residence-permit file, CSV (Reg. 862/2007 art. 6)",
             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 def eurostat_csv(hub: HubDep, caller: CallerDep, year: Annotated[int, Query(ge=1900, le=9999)]) -> Response:
-    require_statistics_recipient(hub, caller)
-    body = eurostat.to_csv(eurostat.rows(hub.engine, year))
-    _consulted(hub, caller, "/v1/stats/eurostat", ["year"])
+    require_recipient(hub.registry, caller.party)
+    body = eurostat.to_csv(eurostat.rows(hub.work.reads, year))
+    record_draw(hub.work, caller.party, caller.acting_person, "GET /v1/stats/eurostat", ["year"])
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="eurostat-residence-permits-{year}.csv"'})

@@ -1,10 +1,14 @@
-"""`wib-hub audit verify | export | checkpoint | public-key`: the audit trail's integrity commands.
+"""`wib-hub audit …`: the audit trail — who exchanged or consulted what, why and when.
 
-GDPR Art. 5(1)(f) and Art. 32(1)(b) (integrity of the flow log), Art. 5(2) and Art. 28(3)(h)
-(demonstrating it to an authority or auditor, offline, with an export bundle).
+    tail, search, report     the security officer's view (Art. 8 §2; GDPR art. 32); a search or a
+                             report is itself recorded as a `consulted` event (the kinds of filter,
+                             never their values)
+    verify, export           integrity (GDPR Art. 5(1)(f), 32(1)(b)) and demonstrating it offline with
+                             an export bundle (Art. 5(2), 28(3)(h)); checkpoint, public-key
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,15 +17,121 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hub.interfaces.cli.options import iso_time
+from hub.domain.errors import HubError
 from hub.infra.settings import Settings
+from hub.interfaces.cli.labels import CATEGORY_SHORT
+from hub.interfaces.cli.options import iso_time, refused, store
 
+app = typer.Typer(help="The audit trail: who exchanged or consulted what, why and when.", no_args_is_help=True)
 console = Console()
+OFFICER_PARTY = "security-officer"
+
+Officer = Annotated[Optional[str], typer.Option("--officer", help="the person consulting (recorded as acting person)")]
+Since = Annotated[Optional[str], typer.Option(help="ISO 8601, inclusive; without an offset: UTC")]
+Until = Annotated[Optional[str], typer.Option(help="ISO 8601, exclusive; without an offset: UTC")]
+AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of tables")]
 
 
-def _engine(settings: Settings):
-    from hub.infra.store import open_engine
-    return open_engine(settings.resolved_database_url())
+@app.command("tail")
+def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 20,
+               as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False) -> None:
+    """The last events of the trail (hashes, never payloads)."""
+    from hub import audit
+    with store() as work:
+        rows = audit.tail(work.reads, n)
+    if as_json:
+        for r in rows:
+            print(json.dumps({**r, "ts": r["ts"].isoformat()}, ensure_ascii=False))
+        return
+    table = Table(title=f"last {len(rows)} audit events")
+    for col in ("seq", "time", "event", "flow", "actor → recipient", "art. 10", "dossier", "data", "reason", "hash"):
+        table.add_column(col)
+    for r in rows:
+        outcome = "" if r["outcome"] in ("ok", r["event"]) else f" [red]{r['outcome']}[/red]"
+        parties = (r["actor"] or "?") + (f" → {r['recipient']}" if r["recipient"] not in (None, r["actor"]) else "")
+        event = f"[red]{r['event']}[/red]" if r["outcome"] == "rejected" else r["event"]
+        table.add_row(str(r["seq"]), r["ts"].strftime("%H:%M:%S.%f")[:-3], event + outcome,
+                      (r["flow_id"] or "").split(".", 1)[-1], parties, str(r["purpose"] or ""),
+                      (r["dossier_id"] or "")[:8],
+                      ",".join(CATEGORY_SHORT.get(c, c) for c in r["data_categories"] or []),
+                      r["reason"] or "", r["hash"][:8])
+    console.print(table)
+
+
+@app.command("search")
+def audit_search(
+        dossier: Annotated[Optional[str], typer.Option(help="dossier id")] = None,
+        party: Annotated[Optional[str], typer.Option(help="party as actor or recipient")] = None,
+        acting_person: Annotated[Optional[str], typer.Option(help="the person who acted")] = None,
+        flow: Annotated[Optional[str], typer.Option(help="flow id")] = None,
+        purpose: Annotated[Optional[int], typer.Option(help="Art. 10 n° (1–9)")] = None,
+        outcome: Annotated[Optional[str], typer.Option(help="ok, rejected, …")] = None,
+        event: Annotated[Optional[str], typer.Option(help="received, delivered, consulted, …")] = None,
+        since: Since = None, until: Until = None,
+        after: Annotated[int, typer.Option(help="sequence number: the previous page's next")] = 0,
+        limit: Annotated[int, typer.Option(help="events per page (1–1000)")] = 50,
+        as_json: AsJson = False, officer: Officer = None) -> None:
+    """Search the audit trail by dossier, party, acting person, flow, purpose, outcome, time range."""
+    from hub.audit.query import AuditFilter, jsonable, record_consultation, search
+    with store() as work:
+        try:
+            criteria = AuditFilter(dossier=dossier, party=party, acting_person=acting_person, flow=flow,
+                                   purpose=purpose, outcome=outcome, event=event,
+                                   since=iso_time(since, "--since"), until=iso_time(until, "--until"))
+            page = search(work.reads, criteria, after=after, limit=limit)
+        except HubError as err:
+            raise refused(err) from err
+        record_consultation(work, "search", OFFICER_PARTY, officer, criteria.kinds(), "cli", dossier_id=dossier)
+    if as_json:
+        print(json.dumps(page.as_json(), ensure_ascii=False))
+        return
+    table = Table(title=f"{len(page.items)} audit events" + (f" matching {', '.join(criteria.kinds())}"
+                                                              if criteria.kinds() else ""),
+                  caption=f"more: --after {page.next_after}" if page.next_after else "last page")
+    for col in ("seq", "time (UTC)", "event", "outcome", "flow", "actor → recipient", "person", "art. 10",
+                "dossier", "data", "reason"):
+        table.add_column(col)
+    for r in page.items:
+        row = jsonable(r)
+        parties = (r["actor"] or "?") + (f" → {r['recipient']}" if r["recipient"] not in (None, r["actor"]) else "")
+        table.add_row(str(r["seq"]), row["ts"][:23], r["event"],
+                      f"[red]{r['outcome']}[/red]" if r["outcome"] == "rejected" else r["outcome"],
+                      (r["flow_id"] or "").split(".", 1)[-1], parties, r["acting_person"] or "",
+                      str(r["purpose"] or ""), (r["dossier_id"] or "")[:8],
+                      ",".join(CATEGORY_SHORT.get(c, c) for c in r["data_categories"]), r["reason"] or "")
+    console.print(table)
+
+
+@app.command("report")
+def audit_report(since: Since = None, until: Until = None,
+                 office_hours: Annotated[Optional[str], typer.Option(
+                     help='e.g. "Mon-Fri 08:00-18:00 Europe/Brussels"; default: HUB_OFFICE_HOURS')] = None,
+                 as_json: AsJson = False, officer: Officer = None) -> None:
+    """Denied attempts per party, special-category accesses per person, consultations outside office
+    hours, flows used by a party for the first time."""
+    from hub.audit.query import record_consultation
+    from hub.audit.report import OfficeHours, build_report, count_events, tables
+    start, end = iso_time(since, "--since"), iso_time(until, "--until")
+    with store() as work:
+        try:
+            hours = OfficeHours.parse(office_hours or Settings().office_hours)
+            total = count_events(work.reads, start, end)
+            with Progress(TextColumn("reading the audit trail"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                          disable=as_json) as progress:
+                task = progress.add_task("events", total=total)
+                report = build_report(work.reads, start, end, hours,
+                                      progress=lambda n: progress.update(task, completed=n))
+        except HubError as err:
+            raise refused(err) from err
+        kinds = [k for k, v in (("since", since), ("until", until), ("office_hours", office_hours)) if v]
+        record_consultation(work, "report", OFFICER_PARTY, officer, kinds, "cli")
+    if as_json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+        return
+    for table in tables(report):
+        console.print(table)
+    console.print(f"{report.events_read} events read")
 
 
 def _public_key(settings: Settings, pinned: Optional[Path]):
@@ -32,7 +142,7 @@ def _public_key(settings: Settings, pinned: Optional[Path]):
     return checkpoints.load_signer(key_file).public_key if key_file.exists() else None
 
 
-
+@app.command("verify")
 def verify(bundle: Annotated[Optional[Path], typer.Option("--bundle", help="check an export bundle offline, without the database")] = None,
            public_key: Annotated[Optional[Path], typer.Option("--public-key", help="PEM of the expected audit key (pins it)")] = None,
            workers: Annotated[Optional[int], typer.Option(help="processes for large chains (default: CPUs)")] = None) -> None:
@@ -49,24 +159,25 @@ def verify(bundle: Annotated[Optional[Path], typer.Option("--bundle", help="chec
                           "the public key it carries itself[/yellow]")
         console.print(("[green]" if report.intact else "[red]") + str(report))
         raise typer.Exit(0 if report.intact else 1)
+    from sqlalchemy import select
+
     from hub import audit
     from hub.infra.store.schema import audit_head
-    from sqlalchemy import select
     settings = Settings()
-    engine = _engine(settings)
     key = _public_key(settings, public_key)
-    with engine.connect() as conn:
-        total = conn.execute(select(audit_head.c.seq)).scalar() or 0
-    with Progress(TextColumn("verifying audit chain"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task("verify", total=total)
-        report = audit.verify(engine, public_key=key, workers=workers,
-                              progress=lambda n: progress.advance(task, n))
-    engine.dispose()
+    with store(settings) as work:
+        with work.reads.connect() as conn:
+            total = conn.execute(select(audit_head.c.seq)).scalar() or 0
+        with Progress(TextColumn("verifying audit chain"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            task = progress.add_task("verify", total=total)
+            report = audit.verify(work.engine, public_key=key, workers=workers,
+                                  progress=lambda n: progress.advance(task, n))
     console.print(("[green]" if report.intact else "[red]") + str(report))
     raise typer.Exit(0 if report.intact else 1)
 
 
+@app.command("export")
 def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write (JSON lines)")],
            dossier: Annotated[Optional[str], typer.Option("--dossier", help="a dossier's events")] = None,
            since: Annotated[Optional[str], typer.Option("--since", help="ISO 8601, inclusive")] = None,
@@ -76,13 +187,10 @@ def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write
     if (dossier is None) == (since is None and until is None) or (dossier is None and (since is None or until is None)):
         raise typer.BadParameter("give either --dossier ID or both --since and --until")
     settings = Settings()
-    engine = _engine(settings)
     signer = checkpoints.ensure_key(settings.resolved_audit_key_file())
-    with console.status("exporting audit events"):
-        summary = bundle.export(engine, signer, out, dossier_id=dossier,
-                                since=iso_time(since, "--since"),
-                                until=iso_time(until, "--until"))
-    engine.dispose()
+    with store(settings) as work, console.status("exporting audit events"):
+        summary = bundle.export(work.engine, signer, out, recorder=work, dossier_id=dossier,
+                                since=iso_time(since, "--since"), until=iso_time(until, "--until"))
     table = Table(title=f"audit bundle {out.name}")
     for col in ("events", "hash-only", "checkpoints", "unsealed", "bytes", "key id"):
         table.add_column(col, justify="right")
@@ -94,24 +202,16 @@ def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write
                       "run `wib-hub audit checkpoint` first to seal them[/yellow]")
 
 
+@app.command("checkpoint")
 def checkpoint() -> None:
     """Sign a checkpoint of the chain head now (seals the events after the last checkpoint)."""
-    from hub.audit import checkpoints
-    settings = Settings()
-    engine = _engine(settings)
-    row = checkpoints.checkpoint_now(engine, checkpoints.ensure_key(settings.resolved_audit_key_file()))
-    engine.dispose()
+    with store(seal=True) as work:
+        row = work.seal()
     console.print(f"checkpoint signed at sequence {row['seq']}" if row else "nothing unsealed: no checkpoint needed")
 
 
+@app.command("public-key")
 def public_key() -> None:
     """Print the audit key's public half (PEM), to pin it when verifying bundles."""
     from hub.audit import checkpoints
     print(checkpoints.ensure_key(Settings().resolved_audit_key_file()).public_pem(), end="")
-
-
-def register(audit_app: typer.Typer) -> None:
-    audit_app.command("verify")(verify)
-    audit_app.command("export")(export)
-    audit_app.command("checkpoint")(checkpoint)
-    audit_app.command("public-key")(public_key)

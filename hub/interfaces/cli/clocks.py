@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.domain.errors import RegistryError
-from hub.interfaces.cli.options import iso_time
+from hub.interfaces.cli.options import contracts, iso_time, registry_refused, store
 from hub.infra.settings import Settings
 
-clocks_app = typer.Typer(help="Statutory procedure clocks: due dates, reminders, deemed authorisation.",
+app = typer.Typer(help="Statutory procedure clocks: due dates, reminders, deemed authorisation.",
                          no_args_is_help=True)
 console = Console()
 
@@ -30,17 +30,16 @@ def _within(value: str) -> timedelta:
 
 def _rules(settings: Settings, check: bool = True):
     """The clock rules; `check`: cross-checked against the flow registry as at start-up."""
-    from hub.lifecycle.clocks import load_clocks
-    from hub.domain.flows import default_contracts_dir, load_registry
-    directory = settings.contracts_dir or default_contracts_dir()
+    from hub.registry import default_contracts_dir, load_clocks
+    if check:
+        return contracts(settings.contracts_dir).clocks
     try:
-        return load_clocks(directory, load_registry(directory) if check else None)
+        return load_clocks(settings.contracts_dir or default_contracts_dir(), None)
     except RegistryError as err:
-        console.print(f"[red]✗[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
-        raise typer.Exit(2) from err
+        raise registry_refused(err) from err
 
 
-@clocks_app.command("due")
+@app.command("due")
 def due_command(
         within: Annotated[str, typer.Option(help="window ahead of now: 7d, 36h, 2w, 1d12h")] = "7d",
         holder: Annotated[Optional[str], typer.Option(help="only the clocks this party holds (dvz, region.flanders, …)")] = None,
@@ -50,15 +49,11 @@ def due_command(
 ) -> None:
     """Running clocks due within the window, and overdue ones, soonest first."""
     from hub.lifecycle.clocks import due
-    from hub.infra.store import open_engine
     at, window = iso_time(now, "--now", default_now=True), _within(within)
     settings = Settings()
     rules = _rules(settings, check=False)     # only read here; the hub checks the file when it starts
-    engine = open_engine(settings.resolved_database_url())
-    try:
-        rows = due(engine, at, window, holder, limit=limit)
-    finally:
-        engine.dispose()
+    with store(settings) as work:
+        rows = due(work.reads, at, window, holder, limit=limit)
     if as_json:
         out = []
         for v in rows:
@@ -84,7 +79,7 @@ def due_command(
                   "`wib-hub clocks rules` for the legal basis")
 
 
-@clocks_app.command("sync")
+@app.command("sync")
 def sync_command(
         now: Annotated[Optional[str], typer.Option(help="ISO date-time instead of the current time")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
@@ -97,8 +92,7 @@ def sync_command(
     try:
         hub = build_hub(settings)
     except RegistryError as err:
-        console.print(f"[red]✗[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
-        raise typer.Exit(2) from err
+        raise registry_refused(err) from err
     try:
         result = clocks.sync(hub.ingress, hub.clocks, at)
     finally:
@@ -117,10 +111,10 @@ def sync_command(
         raise typer.Exit(1)
 
 
-@clocks_app.command("rules")
+@app.command("rules")
 def rules_command(as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False) -> None:
     """The rules of contracts/clocks.yaml, checked as at start-up."""
-    from hub.lifecycle.clocks.rules import describe
+    from hub.domain.clocks import describe
     rules = _rules(Settings())
     if as_json:
         print(json.dumps([describe(r) for r in rules], ensure_ascii=False, indent=2))
@@ -141,7 +135,3 @@ def rules_command(as_json: Annotated[bool, typer.Option("--json", help="JSON ins
     console.print("A due day on a Saturday, Sunday or Belgian public holiday moves to the next working day"
                   + (f", except for: {', '.join(fixed)}" if fixed else "") + ".")
 
-
-def register(app: typer.Typer) -> None:
-    """Add the `clocks` commands to the `wib-hub` command."""
-    app.add_typer(clocks_app, name="clocks")

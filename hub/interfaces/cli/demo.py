@@ -20,6 +20,7 @@ from rich.table import Table
 
 from hub.domain import samples
 from hub.infra.settings import Settings
+from hub.interfaces.cli.labels import CATEGORY_SHORT
 
 PURPOSES = {
     1: "EU single procedure", 2: "register applications", 3: "exchange between services",
@@ -195,11 +196,6 @@ def _summary(record: dict[str, Any]) -> str:
     return "—"
 
 
-CATEGORY_SHORT = {"identification": "id", "contact": "contact", "residence_status": "residence",
-                  "employment": "employment", "financial": "financial", "health": "health",
-                  "criminal_record": "criminal", "administrative": "admin", "social_security": "soc.sec"}
-
-
 @contextmanager
 def in_process_hub(data_dir: Path) -> Iterator[tuple[str, Settings]]:
     """A whole embedded hub (API + workers) on a free local port, for as long as the demo runs."""
@@ -237,7 +233,8 @@ def run_demo(console: Console, url: str | None) -> int:
     import json
 
     from hub import audit
-    from hub.infra.store import open_engine
+    from hub.audit.checkpoints import load_public_key
+    from hub.interfaces.cli.options import store
     settings = Settings()
     url = url or (f"http://{settings.host}:{settings.port}" if _running(f"http://{settings.host}:{settings.port}")
                   else None)
@@ -258,10 +255,11 @@ def run_demo(console: Console, url: str | None) -> int:
             render(console, client.timeline)
             render_enrichment(console, client.enrichments)
             render_clocks(console, clocks)
-        # after the in-process hub closed (it seals its audit tail on the way out); a running hub
-        # seals every HUB_AUDIT_CHECKPOINT_SECONDS
-        engine = open_engine(used.resolved_database_url())
-        report = audit.verify(engine)
-        engine.dispose()
+        # after the in-process hub closed (it seals its audit tail on the way out), with its key; a
+        # running hub seals every HUB_AUDIT_CHECKPOINT_SECONDS, with a key the demo does not hold
+        key_file = used.resolved_audit_key_file()
+        key = load_public_key(key_file) if url is None and key_file.exists() else None
+        with store(used) as work:
+            report = audit.verify(work.engine, public_key=key)
     console.print(("[green]" if report.intact else "[red]") + str(report))
     return 0 if report.intact else 1

@@ -13,12 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hub.domain.errors import RegistryError
-from hub.infra.settings import Settings
+from hub.interfaces.cli.options import contracts
 
 COLUMNS = ("party", "person", "role", "categories", "designated_by", "designated_on", "confidentiality")
 
-designations_app = typer.Typer(help="Designated persons for health data and criminal records (Art. 15–17).",
+app = typer.Typer(help="Designated persons for health data and criminal records (Art. 15–17).",
                                no_args_is_help=True)
 console = Console()
 
@@ -30,10 +29,7 @@ class Format(str, Enum):
 
 
 def _rows(contracts_dir: Path | None) -> tuple[list[dict[str, str]], dict[str, bool]]:
-    from hub.domain.designations import load_designations
-    from hub.domain.flows import default_contracts_dir, load_registry
-    directory = contracts_dir or Settings().contracts_dir or default_contracts_dir()
-    designations = load_designations(directory, load_registry(directory))
+    designations = contracts(contracts_dir).designations
     rows = [{"party": d.party, "person": d.person, "role": d.role, "categories": " ".join(d.categories),
              "designated_by": d.designated_by, "designated_on": d.designated_on.isoformat(),
              "confidentiality": "yes" if d.confidentiality else "no"} for d in designations.listing()]
@@ -41,17 +37,13 @@ def _rows(contracts_dir: Path | None) -> tuple[list[dict[str, str]], dict[str, b
     return rows, systems
 
 
-@designations_app.command("list")
+@app.command("list")
 def list_designations(
         fmt: Annotated[Format, typer.Option("--format", help="table (default), csv or json")] = Format.table,
         contracts_dir: Annotated[Optional[Path], typer.Option(help="default: HUB_CONTRACTS_DIR or the repository's")] = None,
 ) -> None:
     """The list of persons with access to special categories, for the supervisory authority (Art. 16, 17)."""
-    try:
-        rows, systems = _rows(contracts_dir)
-    except RegistryError as err:
-        console.print(f"[red]✗[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
-        raise typer.Exit(2) from err
+    rows, systems = _rows(contracts_dir)
     if fmt is Format.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -74,7 +66,3 @@ def list_designations(
             if allowed else "never receives special categories"
         console.print(f"  {party}: back-office system client {note}")
 
-
-def register(app: typer.Typer) -> None:
-    """Add `designations` to the `wib-hub` command."""
-    app.add_typer(designations_app, name="designations")

@@ -6,7 +6,7 @@ import csv
 import json
 import signal
 import threading
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,28 +16,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hub.infra.settings import Settings
+from hub.interfaces.cli.options import store
 
+app = typer.Typer()   # top-level commands (no group)
 console = Console()
 DIMONA = "onss.dimona"
 LEGAL_CONTEXT = "Single-permit cooperation agreement Art. 14 §1"
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(sandbox)
-    app.command("synthetic-batch")(synthetic_batch)
-    app.command("enrich-batch")(enrich_batch)
-    app.command()(monitor)
-
-
+@app.command()
 def sandbox(port: Annotated[int, typer.Option(help="first port; each simulator takes the next one (0: any free port)")] = 8100,
             host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
             latency_ms: Annotated[float, typer.Option(help="latency added to every answer")] = 0.0) -> None:
     """Run every simulator (ONSS Dimona, DmfA, Limosa; INASTI; DVZ and regional back offices) until Ctrl-C."""
-    from hub.ports import load_adapters
-    from adapters.sandbox import Sandbox
+    from hub.ports import load_adapters, load_toolkit
     settings = Settings()
     names = list(load_adapters())
-    box = Sandbox(settings.resolved_sandbox_dir(), host=host)
+    box = load_toolkit().sandbox(settings.resolved_sandbox_dir(), host=host)
     urls = box.start(names, {n: port + i for i, n in enumerate(names)} if port else None)
     table = Table(title="wib-hub sandbox")
     for col in ("adapter", "system", "protocol", "URL"):
@@ -56,17 +51,18 @@ def sandbox(port: Annotated[int, typer.Option(help="first port; each simulator t
     box.stop()
 
 
+@app.command("synthetic-batch")
 def synthetic_batch(count: Annotated[int, typer.Argument(help="how many lines")],
                     out: Annotated[Path, typer.Argument(help="CSV file to write (insz,date,postcode)")],
                     seed: int = 2026) -> None:
     """Write a batch input of synthetic people (the sandbox population; no real person)."""
-    from adapters.population import Population
+    from hub.ports import load_toolkit
     today = date.today().isoformat()
     with _progress() as progress, out.open("w", newline="") as f:
         task = progress.add_task("generating", total=count)
         w = csv.writer(f)
         w.writerow(("insz", "date", "postcode"))
-        pop = Population(seed)
+        pop = load_toolkit().population(seed)
         for start in range(0, count, 5_000):
             part = pop.sample(min(5_000, count - start), start)
             w.writerows((insz, today, postcode) for insz, postcode in part)
@@ -74,31 +70,26 @@ def synthetic_batch(count: Annotated[int, typer.Argument(help="how many lines")]
     console.print(f"{count} lines written to {out}")
 
 
+@app.command("enrich-batch")
 def enrich_batch(input_file: Annotated[Path, typer.Argument(help="CSV: insz[,date][,postcode]", exists=True, dir_okay=False)],
                  out_dir: Annotated[Path, typer.Option("--out", help="where the per-authority files go")] = Path("enrichment-out"),
                  chunk: Annotated[int, typer.Option(help="people per bulk consultation")] = 500,
                  parallel: Annotated[int, typer.Option(help="consultations in flight")] = 4) -> None:
     """Link a list of INSZ to their Dimona employment data; one result file per competent authority."""
-    from hub import audit
-    from hub.audit import AuditEvent
-    from hub.lifecycle.batch import BatchInputError, enrich_batch as run, file_digest, read_lines
+    from hub.lifecycle.batch import BatchInputError, enrich_batch as run, read_lines, record_files
     settings = Settings()
     try:
         lines, rejected = read_lines(input_file, date.today())
     except (BatchInputError, UnicodeDecodeError) as err:
         console.print(f"[red]input refused[/red]: {err}")
         raise typer.Exit(2) from err
-    engine, source = _store_and_source(settings)
-    with _progress() as progress:
-        task = progress.add_task("enriching", total=len(lines))
-        result = run(source, lines, out_dir, legal_context=LEGAL_CONTEXT, chunk=chunk, parallel=parallel,
-                     progress=lambda n: progress.advance(task, n))
-    with engine.begin() as conn:  # one audit event per file handed to an authority: counts and hash only
-        audit.append(conn, [AuditEvent("batch_enriched", actor="onss", recipient=authority,
-                                       data_categories=["identification", "social_security"],
-                                       reason=f"{result.per_authority[authority]} lines from {DIMONA}",
-                                       payload_hash=file_digest(path))
-                            for authority, path in result.files.items()], datetime.now(timezone.utc))
+    with store(settings, migrate_store=True) as work:
+        source = _dimona(settings)
+        with _progress() as progress:
+            task = progress.add_task("enriching", total=len(lines))
+            result = run(source, lines, out_dir, legal_context=LEGAL_CONTEXT, chunk=chunk, parallel=parallel,
+                         progress=lambda n: progress.advance(task, n))
+        record_files(work, result, DIMONA)
     table = Table(title=f"{result.total} people in {result.elapsed_s:.1f} s ({result.rate:,.0f}/s); "
                         f"{result.employed} with a running Dimona period")
     for col in ("authority", "lines", "file"):
@@ -114,13 +105,14 @@ def enrich_batch(input_file: Annotated[Path, typer.Argument(help="CSV: insz[,dat
         raise typer.Exit(1)
 
 
+@app.command()
 def monitor(as_json: Annotated[bool, typer.Option("--json")] = False,
             out_dir: Annotated[Optional[Path], typer.Option("--out", help="also write one CSV per region")] = None) -> None:
     """Art. 10 6°: holders of an active permit with no running Dimona employment, per controlling region."""
     from hub.lifecycle.monitor import permit_holders_without_employment
     settings = Settings()
-    engine, source = _store_and_source(settings)
-    findings = permit_holders_without_employment(engine, source, date.today(), LEGAL_CONTEXT)
+    with store(settings, migrate_store=True) as work:
+        findings = permit_holders_without_employment(work, _dimona(settings), date.today(), LEGAL_CONTEXT)
     if as_json:
         print(json.dumps(findings, indent=2))
         return
@@ -139,13 +131,10 @@ def monitor(as_json: Annotated[bool, typer.Option("--json")] = False,
     console.print(table)
 
 
-def _store_and_source(settings: Settings):
+def _dimona(settings: Settings):
+    """The Dimona source as the hub calls it (configured URL, else the sandbox's simulator)."""
     from hub.bootstrap import build_sources
-    from hub.infra.store import migrate, open_engine
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(settings.resolved_database_url())
-    migrate(engine)
-    return engine, build_sources(settings, [DIMONA])[DIMONA]
+    return build_sources(settings, [DIMONA])[DIMONA]
 
 
 def _progress() -> Progress:

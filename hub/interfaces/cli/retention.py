@@ -2,7 +2,7 @@
 
 A dry run lists what would go (ids, category, state, retain_until, rule; never personal data) and
 counts the rows per table; a real run deletes in batches behind a progress bar and prints a
-summary. The worker runs the same `hub.retention.run` every HUB_RETENTION_RUN_SECONDS.
+summary. The worker runs the same `hub.lifecycle.retention.run` every HUB_RETENTION_RUN_SECONDS.
 """
 from __future__ import annotations
 
@@ -15,21 +15,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hub.interfaces.cli.options import iso_time
 from hub.infra.settings import Settings
+from hub.interfaces.cli.options import iso_time, store
 
 console = Console()
-retention_app = typer.Typer(help="Art. 27: retention periods and automatic deletion of dossiers.",
+app = typer.Typer(help="Art. 27: retention periods and automatic deletion of dossiers.",
                             no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `retention` commands to the `wib-hub` command."""
-    app.add_typer(retention_app, name="retention")
 
-
-
-@retention_app.command("run")
+@app.command("run")
 def run(dry_run: Annotated[bool, typer.Option("--dry-run", help="list and count what would be deleted; change nothing")] = False,
         now: Annotated[Optional[str], typer.Option("--now", help="ISO 8601 time to judge retain_until against "
                                                    "(default: now; without an offset: UTC)")] = None,
@@ -46,8 +41,6 @@ def run(dry_run: Annotated[bool, typer.Option("--dry-run", help="list and count 
 
     from hub.infra import oplog
     from hub.lifecycle import retention
-    from hub.audit import checkpoints
-    from hub.infra.store import open_engine
     settings = Settings()
     at = iso_time(now, "--now", default_now=True)
     if not dry_run and not allow_future and at > datetime.now(timezone.utc):
@@ -55,41 +48,36 @@ def run(dry_run: Annotated[bool, typer.Option("--dry-run", help="list and count 
                       "dossiers before their retention ends. Use --dry-run (or --allow-future in a test store).")
         raise typer.Exit(2)
     oplog.configure(settings.log_level)
-    engine = open_engine(settings.resolved_database_url())
     out = Console(stderr=True) if as_json else console
-    try:
-        if dry_run:
-            listed = retention.expired(engine, at, limit=None if as_json else show)
-            with out.status("counting what would be deleted"):
-                result = retention.run(engine, at, batch=batch or settings.retention_batch, dry_run=True)
-        else:
-            # the deletions' audit events are sealed like the hub's own (signed checkpoints)
-            if checkpoints.configured_signer(engine) is None:
-                checkpoints.configure(engine, checkpoints.ensure_key(settings.resolved_audit_key_file()),
-                                      settings.audit_checkpoint_events, settings.audit_checkpoint_seconds)
-            listed = []
-            with Progress(TextColumn("deleting expired dossiers"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                          console=out, transient=as_json) as bar:
-                task = bar.add_task("delete", total=None, rate="")
+    # a real run's `deleted` events are sealed like the hub's own (signed checkpoints)
+    with store(settings, seal=not dry_run) as work:
+        try:
+            if dry_run:
+                listed = retention.expired(work.reads, at, limit=None if as_json else show)
+                with out.status("counting what would be deleted"):
+                    result = retention.run(work, at, batch=batch or settings.retention_batch, dry_run=True)
+            else:
+                listed = []
+                with Progress(TextColumn("deleting expired dossiers"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                              console=out, transient=as_json) as bar:
+                    task = bar.add_task("delete", total=None, rate="")
 
-                def progress(done: int, total: int) -> None:
-                    elapsed = bar.tasks[task].elapsed or 0.0
-                    bar.update(task, completed=done, total=total,
-                               rate=f"{done / elapsed:,.0f} dossiers/s" if elapsed else "")
-                result = retention.run(engine, at, batch=batch or settings.retention_batch, progress=progress)
-            if result.dossiers:
-                checkpoints.checkpoint_now(engine)
-    except SQLAlchemyError as err:
-        out.print(f"[red]store error[/red]: {type(err).__name__} (is the store reachable and migrated? "
-                  "`wib-hub serve` or `wib-hub worker` migrates it)")
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
+                    def progress(done: int, total: int) -> None:
+                        elapsed = bar.tasks[task].elapsed or 0.0
+                        bar.update(task, completed=done, total=total,
+                                   rate=f"{done / elapsed:,.0f} dossiers/s" if elapsed else "")
+                    result = retention.run(work, at, batch=batch or settings.retention_batch, progress=progress)
+                if result.dossiers:
+                    work.seal()
+        except SQLAlchemyError as err:
+            out.print(f"[red]store error[/red]: {type(err).__name__} (is the store reachable and migrated? "
+                      "`wib-hub serve` or `wib-hub worker` migrates it)")
+            raise typer.Exit(1) from None
     import structlog
-    structlog.get_logger("hub.lifecycle.retention").info("retention_run", dry_run=dry_run, dossiers=result.dossiers,
-                                               rows=result.total_rows, remaining=result.remaining,
-                                               elapsed_s=round(result.elapsed_s, 3))
+    structlog.get_logger("hub.lifecycle.retention").info(
+        "retention_run", dry_run=dry_run, dossiers=result.dossiers, rows=result.total_rows,
+        remaining=result.remaining, elapsed_s=round(result.elapsed_s, 3))
     if as_json:
         body = result.as_dict()
         if dry_run:

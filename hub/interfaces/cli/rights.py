@@ -15,14 +15,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hub.domain.errors import HubError, RegistryError
-from hub.interfaces.cli.options import iso_time, refused
+from hub.domain.errors import HubError
+from hub.domain.parties import PLATFORM
 from hub.infra.settings import Settings
+from hub.interfaces.cli.options import contracts, iso_time, refused, store
 
-rights_app = typer.Typer(help="Data-subject requests: access, rectification, erasure, restriction, "
+app = typer.Typer(help="Data-subject requests: access, rectification, erasure, restriction, "
                               "portability, objection (Art. 28–29).", no_args_is_help=True)
 console = Console()
-OPERATOR_PARTY = "onss"   # who runs the CLI when no controller is named: the processor's operator
+OPERATOR_PARTY = PLATFORM   # who runs the CLI when no controller is named: the processor's operator
 
 Now = Annotated[Optional[str], typer.Option("--now", help="ISO 8601 time to judge due dates by (default: now)")]
 Person = Annotated[Optional[str], typer.Option("--person", help="the operator (recorded as acting person)")]
@@ -30,12 +31,7 @@ Person = Annotated[Optional[str], typer.Option("--person", help="the operator (r
 
 
 
-def _engine(settings: Settings):
-    from hub.infra.store import open_engine
-    return open_engine(settings.resolved_database_url())
-
-
-@rights_app.command("list")
+@app.command("list")
 def list_requests(controller: Annotated[Optional[str], typer.Option(help="dvz, region.flanders, …; default: all")] = None,
                   overdue: Annotated[bool, typer.Option("--overdue", help="only open requests past their due date")] = False,
                   now: Now = None, person: Person = None,
@@ -43,10 +39,9 @@ def list_requests(controller: Annotated[Optional[str], typer.Option(help="dvz, r
     """The requests, oldest due first; open ones past their due date are flagged overdue."""
     from hub.lifecycle import rights
     when = iso_time(now, "--now", default_now=True)
-    engine = _engine(Settings())
-    found = rights.list_requests(engine, controller, when, overdue_only=overdue)
-    rights.record_listing(engine, controller or OPERATOR_PARTY, person, len(found), "cli", when)
-    engine.dispose()
+    with store() as work:
+        found = rights.list_requests(work.reads, controller, when, overdue_only=overdue)
+        rights.record_listing(work, controller or OPERATOR_PARTY, person, len(found), "cli", when)
     if as_json:
         print(json.dumps({"now": when.isoformat(), "controller": controller,
                           "requests": [r.as_json(when) for r in found]}, ensure_ascii=False))
@@ -65,7 +60,7 @@ def list_requests(controller: Annotated[Optional[str], typer.Option(help="dvz, r
     console.print(table)
 
 
-@rights_app.command("export")
+@app.command("export")
 def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (mode 0600: personal data)")],
            insz: Annotated[Optional[str], typer.Option("--insz", help="the person's INSZ/NISS")] = None,
            passport: Annotated[Optional[str], typer.Option("--passport", help="the person's passport number")] = None,
@@ -76,8 +71,6 @@ def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (
            person: Person = None, now: Now = None) -> None:
     """The person's data across all dossiers found by INSZ or passport number, as JSON (GDPR art. 15, 20)."""
     from hub.lifecycle import rights
-    from hub.domain.designations import load_designations
-    from hub.domain.flows import default_contracts_dir, load_registry
     when = iso_time(now, "--now", default_now=True)
     if request is None and not controller:
         console.print("[red]controller_required[/red]: name the controller the export is for (--controller)")
@@ -86,27 +79,23 @@ def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (
         if request is None:
             rights.check_identifiers(insz, passport)
         settings = Settings()
-        registry = load_registry(settings.contracts_dir or default_contracts_dir())
-        engine = _engine(settings)
-        designations = load_designations(settings.contracts_dir or default_contracts_dir(), registry)
-        if request is not None:
-            req = rights.get_request(engine, request)
-            controller = controller or req.controller
-            body = rights.export_for_request(engine, registry, request, controller, when, acting_person=person,
-                                             special=designations.visible(controller, person))
-        else:
-            if controller not in registry.parties:
-                console.print(f"[red]unknown_party[/red]: {controller[:64]!r}")
-                raise typer.Exit(2)
-            body = rights.export_subject(engine, registry, insz=insz, passport=passport, actor=controller,
-                                         acting_person=person, special=designations.visible(controller, person),
-                                         now=when)
+        loaded = contracts(settings.contracts_dir)
+        registry, designations = loaded.registry, loaded.designations
+        with store(settings) as work:
+            if request is not None:
+                req = rights.get_request(work.reads, request)
+                controller = controller or req.controller
+                body = rights.export_for_request(work, registry, request, controller, when, acting_person=person,
+                                                 special=designations.visible(controller, person))
+            else:
+                if controller not in registry.parties:
+                    console.print(f"[red]unknown_party[/red]: {controller[:64]!r}")
+                    raise typer.Exit(2)
+                body = rights.export_subject(work, registry, insz=insz, passport=passport, actor=controller,
+                                             acting_person=person, special=designations.visible(controller, person),
+                                             now=when)
     except HubError as err:
         raise refused(err) from err
-    except RegistryError as err:
-        console.print(f"[red]✗[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
-        raise typer.Exit(2) from err
-    engine.dispose()
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(body, f, ensure_ascii=False, indent=2)
@@ -114,7 +103,3 @@ def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (
     console.print(f"[green]✓[/green] {out}: {len(body['dossiers'])} dossiers ({full} with content for {controller}), "
                   f"{len(body['rights_requests'])} rights requests; format {body['format']}")
 
-
-def register(app: typer.Typer) -> None:
-    """Add the `rights` commands to the `wib-hub` command."""
-    app.add_typer(rights_app, name="rights")

@@ -15,13 +15,14 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.domain.errors import HubError
-from hub.infra.settings import Settings
+from hub.domain.parties import PLATFORM
+from hub.interfaces.cli.options import store
 
 console = Console()
-OPERATOR_PARTY = "onss"
+OPERATOR_PARTY = PLATFORM   # the processor's operator runs the CLI
 MIN_CELL = 5   # = hub.stats.queries.DEFAULT_MIN_CELL (not imported here: the CLI starts without SQLAlchemy)
 
-stats_app = typer.Typer(help="Anonymous statistics for DVZ, the regions and Eurostat (Art. 31-32).")
+app = typer.Typer(help="Anonymous statistics for DVZ, the regions and Eurostat (Art. 31-32).")
 
 Year = Annotated[Optional[int], typer.Option(help="the period's year (submission for applications, decision "
                                                   "for decisions and processing times)")]
@@ -35,16 +36,6 @@ AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of tables")]
 Operator = Annotated[Optional[str], typer.Option("--operator", help="the person consulting (recorded as acting person)")]
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `stats` commands to the `wib-hub` command."""
-    app.add_typer(stats_app, name="stats")
-
-
-def _engine():
-    from hub.infra.store import open_engine
-    return open_engine(Settings().resolved_database_url())
-
-
 def _fail(message: str) -> typer.Exit:
     console.print(message)
     return typer.Exit(2)
@@ -54,22 +45,17 @@ def _run(what: str, kinds: list[str], operator: str | None, compute):
     """Compute on the store, then record the consultation; store and input faults exit 2."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    from hub import audit
-    from hub.audit import AuditEvent
-    engine = _engine()
-    try:
-        result = compute(engine)
-        with engine.begin() as conn:
-            audit.append(conn, [AuditEvent("consulted", actor=OPERATOR_PARTY, acting_person=operator,
-                                           reason=f"cli stats {what}: " + (",".join(kinds) or "no filter"))])
-        return result
-    except HubError as err:
-        raise _fail(f"[red]{err.code}[/red]: {_detail(err.detail)}") from err
-    except (OperationalError, ProgrammingError) as err:
-        raise _fail(f"[red]store not ready[/red]: {type(err.orig).__name__} — has the hub run its migrations "
-                    f"on {engine.url.render_as_string(hide_password=True)}?") from err
-    finally:
-        engine.dispose()
+    from hub.lifecycle.stats import record_draw
+    with store() as work:
+        try:
+            result = compute(work.reads)
+            record_draw(work, OPERATOR_PARTY, operator, f"cli stats {what}", kinds)
+            return result
+        except HubError as err:
+            raise _fail(f"[red]{err.code}[/red]: {_detail(err.detail)}") from err
+        except (OperationalError, ProgrammingError) as err:
+            raise _fail(f"[red]store not ready[/red]: {type(err.orig).__name__} — has the hub run its migrations "
+                        f"on {work.engine.url.render_as_string(hide_password=True)}?") from err
 
 
 def _detail(detail: Any) -> str:
@@ -94,7 +80,7 @@ def _dims(by: str) -> tuple[str, ...]:
         raise _fail(f"[red]{err.code}[/red]: {_detail(err.detail)}") from err
 
 
-@stats_app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True)
 def overview(ctx: typer.Context) -> None:
     """Without a command: applications, decisions and processing times per permit type, all years."""
     if ctx.invoked_subcommand is None:
@@ -104,7 +90,7 @@ def overview(ctx: typer.Context) -> None:
               min_cell=MIN_CELL, as_json=False, operator=None)
 
 
-@stats_app.command()
+@app.command()
 def summary(year: Year = None, quarter: Quarter = None, region: Region = None, permit_type: PermitType = None,
             by: By = "permit_type", min_cell: MinCell = MIN_CELL, as_json: AsJson = False,
             operator: Operator = None) -> None:
@@ -118,7 +104,7 @@ def summary(year: Year = None, quarter: Quarter = None, region: Region = None, p
     console.print(_render(table, "Applications and decisions", where))
 
 
-@stats_app.command()
+@app.command()
 def times(year: Year = None, quarter: Quarter = None, region: Region = None, permit_type: PermitType = None,
           by: By = "permit_type", min_cell: MinCell = MIN_CELL, as_json: AsJson = False,
           operator: Operator = None) -> None:
@@ -132,7 +118,7 @@ def times(year: Year = None, quarter: Quarter = None, region: Region = None, per
     console.print(_render(table, "Processing times, complete → decision (days)", where))
 
 
-@stats_app.command("eurostat")
+@app.command("eurostat")
 def eurostat_file(year: Annotated[int, typer.Option(help="the reference year")],
                   out: Annotated[Optional[Path], typer.Option("--out", help="CSV file; default: stdout")] = None,
                   min_cell: Annotated[Optional[int], typer.Option("--min-cell", min=1, help=(

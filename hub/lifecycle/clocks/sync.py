@@ -26,20 +26,20 @@ import structlog
 from sqlalchemy import Connection, and_, case, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hub import audit
 from hub.audit import AuditEvent
-from hub.lifecycle.clocks.rules import DEEMED_FLOW, REMINDER_FLOW, ClockRule, ClockRules
+from hub.domain.clocks import DEEMED_FLOW, REMINDER_FLOW, ClockRule, ClockRules
+from hub.domain.dossier import NEGATIVE
 from hub.domain.envelope import as_utc
 from hub.domain.errors import HubError
-from hub.messaging.ingress import Ingress, Submission, submit
+from hub.domain.parties import DVZ, PLATFORM
 from hub.infra.store.schema import dossier_clocks, dossiers, messages
+from hub.infra.store.unit_of_work import Transaction
+from hub.messaging.ingress import Ingress, Submission, submit
 
-__all__ = ["SyncResult", "sync", "PLATFORM"]
+__all__ = ["SyncResult", "sync"]
 
 log = structlog.get_logger("hub.lifecycle.clocks")
-PLATFORM = "onss"            # the platform's processor sends the reminders and the deemed authorisation
 OPEN = ("running", "expired")
-NEGATIVE = ("refused", "withdrawn", "ended")
 _CHUNK = 500
 _PARALLEL = 16               # submissions in flight at once (the ingress commits them in groups)
 c, d = dossier_clocks.c, dossiers.c
@@ -65,17 +65,17 @@ def sync(ingress: Ingress, rules: ClockRules, now: datetime) -> SyncResult:
     """Bring every clock up to `now` (aware): start, stop, expire, remind. Safe to run again, and
     from several workers at once."""
     now = as_utc(now)
-    engine, result = ingress.engine, SyncResult()
-    with engine.begin() as conn:
+    work, result = ingress.work, SyncResult()
+    with work.engine.begin() as conn:
         result.started = _start(conn, rules)
-    with engine.begin() as conn:
+    with work.engine.begin() as conn:
         result.voided = conn.execute(update(dossier_clocks).where(c.outcome.in_(OPEN))
                                      .where(~exists().where(d.id == c.dossier_id))
                                      .values(outcome="void", stopped_at=now)).rowcount
         for rule in rules:
             result.stopped += _stop(conn, rule, now)
-    with engine.begin() as conn:
-        result.expired = _expire_reported(conn, rules, now)
+    with work.transaction() as tx:
+        result.expired = _expire_reported(tx, rules, now)
     _deem(ingress, rules, now, result)
     _remind(ingress, rules, now, result)
     if result.started or result.stopped or result.expired or result.deemed or result.reminded or result.failed:
@@ -156,8 +156,8 @@ def _stop(conn: Connection, rule: ClockRule, now: datetime) -> int:
             if condition == "supplied":   # the request this clock counts from is no longer the open one
                 stmt = base.where(~exists().where(d.id == c.dossier_id, d.incomplete_since == c.started_at))
             else:                         # refused: one part refused, withdrawn or ended decides the case
-                stmt = base.where(exists().where(d.id == c.dossier_id, or_(d.residence_outcome.in_(NEGATIVE),
-                                                                           d.work_outcome.in_(NEGATIVE))))
+                stmt = base.where(exists().where(d.id == c.dossier_id, or_(d.residence_outcome.in_(sorted(NEGATIVE)),
+                                                                           d.work_outcome.in_(sorted(NEGATIVE)))))
             value = case((c.outcome == "expired", "late"), else_="met") if outcome == "met" else outcome
             stmt = stmt.values(outcome=value, stopped_at=now)
         stopped += conn.execute(stmt).rowcount
@@ -166,8 +166,9 @@ def _stop(conn: Connection, rule: ClockRule, now: datetime) -> int:
 
 # --- expire ------------------------------------------------------------------------------------------
 
-def _expire_reported(conn: Connection, rules: ClockRules, now: datetime) -> list[int]:
+def _expire_reported(tx: Transaction, rules: ClockRules, now: datetime) -> list[int]:
     """`report`: the clock is listed as expired from now on; one audit event per clock (ids only)."""
+    conn = tx.conn
     reported = [r.id for r in rules if r.on_expiry == "report"]
     if not reported:
         return []
@@ -178,9 +179,9 @@ def _expire_reported(conn: Connection, rules: ClockRules, now: datetime) -> list
         conn.execute(update(dossier_clocks).where(c.id.in_(ids[i:i + _CHUNK])).where(c.outcome == "running")
                      .values(outcome="expired"))
     if rows:
-        audit.append(conn, [AuditEvent("clock_expired", dossier_id=r.dossier_id, actor=PLATFORM,
-                                       legal_basis=rules.get(r.rule).legal_basis, reason=f"clock {r.rule}")
-                            for r in rows])
+        tx.record([AuditEvent("clock_expired", dossier_id=r.dossier_id, actor=PLATFORM,
+                              legal_basis=rules.get(r.rule).legal_basis, reason=f"clock {r.rule}")
+                   for r in rows])
     return ids
 
 
@@ -190,7 +191,7 @@ def _deem(ingress: Ingress, rules: ClockRules, now: datetime, result: SyncResult
     deemed = [r.id for r in rules if r.on_expiry == "deemed_authorisation"]
     if not deemed:
         return
-    with ingress.reads.connect() as conn:
+    with ingress.work.reads.connect() as conn:
         rows = conn.execute(select(c.id, c.dossier_id, c.rule, c.due_at, d.complete_at, d.competent_region)
                             .join(dossiers, d.id == c.dossier_id).where(c.outcome == "running")
                             .where(c.due_at < now).where(c.rule.in_(deemed)).order_by(c.due_at)).all()
@@ -199,13 +200,13 @@ def _deem(ingress: Ingress, rules: ClockRules, now: datetime, result: SyncResult
         rule = rules.get(r.rule)
         payload = {"dossier_id": r.dossier_id, "clock": rule.id, "complete_at": as_utc(r.complete_at).isoformat(),
                    "due_at": _local_iso(rules, r.due_at), "legal_basis": rule.legal_basis_text}
-        return Submission(DEEMED_FLOW, PLATFORM, payload, recipients=("dvz", r.competent_region),
+        return Submission(DEEMED_FLOW, PLATFORM, payload, recipients=(DVZ, r.competent_region),
                           dossier_id=r.dossier_id, message_id=f"clock-{r.id}-deemed")
 
     refusals = _send_all(ingress, [submission(r) for r in rows])
     sent = [r for r, refused in zip(rows, refusals) if refused is None]
     failed = [(r, refused) for r, refused in zip(rows, refusals) if refused is not None]
-    with ingress.engine.begin() as conn:
+    with ingress.work.engine.begin() as conn:
         # a concurrent pass may have marked one meanwhile (its stop pass saw the decision this message
         # made, or its own submission lost the race): the message went out, so this is the outcome
         _update(conn, [r.id for r in sent], OPEN + ("met", "late"), outcome="deemed_authorised", stopped_at=now)
@@ -220,7 +221,7 @@ def _deem(ingress: Ingress, rules: ClockRules, now: datetime, result: SyncResult
 
 def _remind(ingress: Ingress, rules: ClockRules, now: datetime, result: SyncResult) -> None:
     """platform.clock-reminder to the holder of each running clock whose reminder time has come."""
-    with ingress.reads.connect() as conn:
+    with ingress.work.reads.connect() as conn:
         rows = conn.execute(select(c.id, c.dossier_id, c.rule, c.holder, c.due_at)
                             .where(c.outcome == "running").where(c.reminded_at.is_(None))
                             .where(c.remind_at <= now).where(c.due_at >= now).order_by(c.due_at)).all()
@@ -241,7 +242,7 @@ def _remind(ingress: Ingress, rules: ClockRules, now: datetime, result: SyncResu
     refusals = dict(zip((r.id for r in todo), _send_all(ingress, [submission(r) for r in todo])))
     result.failed += [(i, refused) for i, refused in refusals.items() if refused is not None]
     result.reminded += [r.id for r in rows if refusals.get(r.id) is None and rules.get(r.rule) is not None]
-    with ingress.engine.begin() as conn:   # refused ones too: not tried again every scan
+    with ingress.work.engine.begin() as conn:   # refused ones too: not tried again every scan
         _update(conn, [r.id for r in rows], OPEN, c.reminded_at.is_(None), reminded_at=now)
 
 
@@ -259,7 +260,7 @@ def _send(ingress: Ingress, submission: Submission) -> str | None:
         submit(ingress, submission)
         return None
     except HubError as err:
-        with ingress.reads.connect() as conn:
+        with ingress.work.reads.connect() as conn:
             if conn.execute(select(messages.c.id).where(messages.c.id == submission.message_id)).first():
                 return None
         log.warning("clock_message_refused", flow=submission.flow_id, message_id=submission.message_id,

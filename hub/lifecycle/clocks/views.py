@@ -1,4 +1,9 @@
-"""Reading the clocks: what is due (`wib-hub clocks due`, GET /v1/clocks) and a dossier's clocks."""
+"""Reading the clocks: what is due (`wib-hub clocks due`, GET /v1/clocks) and a dossier's clocks.
+
+The statutory clocks are held by DVZ (residence) and the regional authorities (work); each holder
+sees its own, and a dossier's clocks are for DVZ and the dossier's competent region. Every read by
+an authority is one `consulted` audit event, with counts, never personal data.
+"""
 from __future__ import annotations
 
 import re
@@ -8,12 +13,17 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
 
-from hub.lifecycle.clocks.rules import ClockRules
+from hub.audit import AuditEvent
+from hub.domain.clocks import ClockRules
 from hub.domain.envelope import as_utc
+from hub.domain.errors import MalformedMessage, NotAuthorised, UnknownDossier
+from hub.domain.flows import Registry
+from hub.domain.parties import DVZ
 from hub.infra.store.db import reader
 from hub.infra.store.schema import dossier_clocks, dossiers
+from hub.infra.store.unit_of_work import UnitOfWork
 
-__all__ = ["ClockView", "due", "clock_of", "parse_duration"]
+__all__ = ["ClockView", "due", "clock_of", "parse_duration", "holder_clocks", "dossier_clocks_for"]
 
 c = dossier_clocks.c
 
@@ -116,3 +126,55 @@ def _view(r: Any) -> ClockView:
 
 def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t is not None else None
+
+
+# --- what an authority reads (GET /v1/clocks, GET /v1/dossiers/{id}/clocks) -----------------------
+
+def holder_clocks(work: UnitOfWork, registry: Registry, rules: ClockRules, party: str, acting_person: str | None,
+                  now: datetime, within: str, limit: int) -> dict[str, Any]:
+    """The clocks `party` holds that are due within the window (e.g. "7d"), and its overdue ones."""
+    _require_holder(registry, party)
+    try:
+        window = parse_duration(within)
+    except ValueError as err:
+        raise MalformedMessage([{"path": "/query/within", "message": str(err)}], code="invalid_request") from None
+    views = due(work.reads, now, window, holder=party, limit=limit)
+    _consulted(work, party, acting_person, f"GET /v1/clocks within={within} count={len(views)}")
+    return {"holder": party, "now": now.isoformat(), "within": within,
+            "clocks": [clock_json(rules, v, now) for v in views]}
+
+
+def dossier_clocks_for(work: UnitOfWork, registry: Registry, rules: ClockRules, party: str,
+                       acting_person: str | None, now: datetime, dossier_id: str) -> dict[str, Any]:
+    """A dossier's clocks, for DVZ and its competent region."""
+    _require_holder(registry, party)
+    with work.reads.connect() as conn:
+        region = conn.execute(select(dossiers.c.competent_region).where(dossiers.c.id == dossier_id)).scalar()
+    if region is None:
+        raise UnknownDossier(f"no dossier {dossier_id}")
+    if party not in (DVZ, region):
+        raise NotAuthorised("only DVZ and the competent region follow this dossier's clocks",
+                            code="not_party_to_dossier")
+    views = clock_of(work.reads, dossier_id, rules)
+    _consulted(work, party, acting_person, f"GET /v1/dossiers/clocks count={len(views)}", dossier_id=dossier_id)
+    return {"dossier_id": dossier_id, "now": now.isoformat(), "clocks": [clock_json(rules, v, now) for v in views]}
+
+
+def clock_json(rules: ClockRules, view: ClockView, now: datetime) -> dict[str, Any]:
+    rule = rules.get(view.rule)
+    return {**view.as_json(now), "days_left": rules.calendar.days_left(view.due_at, now),
+            "title": rule.title if rule else None, "legal_basis": list(rule.legal_basis) if rule else [],
+            "on_expiry": rule.on_expiry if rule else None}
+
+
+def _require_holder(registry: Registry, party_id: str) -> None:
+    party = registry.parties.get(party_id)
+    if party is None or party.examines is None:   # DVZ (residence) and the regional authorities (work)
+        raise NotAuthorised("statutory clocks are held by DVZ and the regional authorities only",
+                            code="not_clock_holder")
+
+
+def _consulted(work: UnitOfWork, party: str, acting_person: str | None, reason: str,
+               dossier_id: str | None = None) -> None:
+    work.record([AuditEvent("consulted", actor=party, acting_person=acting_person, dossier_id=dossier_id,
+                            data_categories=["administrative"], reason=reason)])

@@ -1,6 +1,5 @@
-"""Data-subject rights (Art. 28–29; GDPR arts. 12, 15–21): requests routed to the competent
-controller, each with a dated acknowledgment of receipt and a due date, and the person's data as a
-machine-readable export (access, portability).
+"""Data-subject requests (Art. 28–29; GDPR arts. 12, 15–21): routed to the competent controller,
+each with a dated acknowledgment of receipt and a due date (the export: rights/export.py).
 
 Routing (Art. 29): DVZ answers about the residence authorisation; the competent region about the
 work authorisation, the professional card and the single permit. A request is due one calendar
@@ -20,22 +19,21 @@ from typing import Any, Mapping
 
 from sqlalchemy import Engine, or_, select, update
 
-from hub import audit
 from hub.audit import AuditEvent
-from hub.lifecycle.clocks.rules import Calendar
-from hub.domain.designations import SPECIAL_CATEGORIES
+from hub.domain.clocks import Calendar
 from hub.domain.envelope import as_utc, iso_utc
 from hub.domain.errors import InvalidTransition, MalformedMessage, NotAuthorised, NotFound
 from hub.domain.flows import REGION_PARTIES, Registry, region_party
 from hub.domain.identifiers import is_valid_insz
-from hub.infra.store import reader
-from hub.infra.store.schema import deliveries, dossier_clocks, dossiers, enrichments, rights_requests
+from hub.domain.parties import DVZ
+from hub.infra.store.schema import dossiers, rights_requests
+from hub.infra.store.unit_of_work import UnitOfWork
 
 __all__ = [
     "KINDS", "CONCERNING", "EXPORT_KINDS", "OUTCOMES", "EXPORT_FORMAT", "RightsRequest",
-    "submit_request", "acknowledgment", "get_request", "list_requests", "answer", "extend", "export_subject",
-    "export_for_request", "record_listing", "check_identifiers", "may_bring_requests", "due_date",
-    "add_months", "normalise_passport",
+    "submit_request", "acknowledgment", "get_request", "list_requests", "answer", "extend",
+    "record_listing", "check_identifiers", "may_bring_requests", "due_date", "add_months",
+    "normalise_passport", "own_request", "subject_filter", "request_from_row",
 ]
 
 KINDS = ("access", "rectification", "erasure", "restriction", "portability", "objection")
@@ -112,7 +110,7 @@ class RightsRequest:
         return out
 
 
-def _from_row(r: Mapping[str, Any]) -> RightsRequest:
+def request_from_row(r: Mapping[str, Any]) -> RightsRequest:
     row = dict(r)
     for k in ("received_at", "acknowledged_at", "due_at", "answered_at", "extended_at"):
         row[k] = as_utc(row[k])
@@ -137,7 +135,7 @@ def check_identifiers(insz: str | None, passport: str | None) -> tuple[str | Non
     return insz or None, passport or None
 
 
-def _subject_filter(table, insz: str | None, passport: str | None):
+def subject_filter(table, insz: str | None, passport: str | None):
     clauses = []
     if insz:
         clauses.append(table.c.subject_insz == insz)
@@ -154,16 +152,16 @@ def _region(value: str) -> str:
 def may_bring_requests(registry: Registry, party: str) -> bool:
     """Art. 28–29: the portal, on the data subject's behalf, or a controller that received one directly."""
     p = registry.parties.get(party)
-    return p is not None and (p.kind == "portal" or party == "dvz" or party in REGION_PARTIES.values())
+    return p is not None and (p.kind == "portal" or party == DVZ or party in REGION_PARTIES.values())
 
 
 def _controller(conn, concerning: str, insz: str | None, passport: str | None, region: str | None) -> str:
     """Art. 29: DVZ for residence; else the region competent for the person's most recent dossier of
     that kind (any dossier when none), or the region the request names when the hub has no dossier."""
     if concerning == "residence":
-        return "dvz"
+        return DVZ
     rows = conn.execute(select(dossiers.c.competent_region, dossiers.c.application_kind)
-                        .where(_subject_filter(dossiers, insz, passport))
+                        .where(subject_filter(dossiers, insz, passport))
                         .order_by(dossiers.c.created_at.desc(), dossiers.c.id.desc())).all()
     wanted = {"professional_card"} if concerning == "professional_card" else {"single_permit", "work_permit"}
     for r in rows:
@@ -177,7 +175,7 @@ def _controller(conn, concerning: str, insz: str | None, passport: str | None, r
                            code="controller_unknown")
 
 
-def submit_request(engine: Engine, registry: Registry, *, kind: str, concerning: str, insz: str | None = None,
+def submit_request(work: UnitOfWork, registry: Registry, *, kind: str, concerning: str, insz: str | None = None,
                    passport: str | None = None, details: dict[str, Any] | None = None, region: str | None = None,
                    submitted_by: str, acting_person: str | None = None, received_at: datetime | None = None,
                    now: datetime) -> RightsRequest:
@@ -200,16 +198,17 @@ def submit_request(engine: Engine, registry: Registry, *, kind: str, concerning:
     received = (received_at or now).astimezone(timezone.utc)
     if received > now:
         raise MalformedMessage("received_at is in the future", code="invalid_request")
-    with engine.begin() as conn:
+    with work.transaction(now) as tx:
+        conn = tx.conn
         controller = _controller(conn, concerning, insz, passport, region)
         req = RightsRequest(id=str(uuid.uuid4()), kind=kind, concerning=concerning, controller=controller,
                             submitted_by=submitted_by, subject_insz=insz, subject_passport=passport,
                             details=details or None, received_at=received, acknowledged_at=now,
                             due_at=due_date(received), state="open")
         conn.execute(rights_requests.insert().values(**asdict(req)))
-        audit.append(conn, [AuditEvent("rights_request", actor=submitted_by, acting_person=acting_person,
-                                       recipient=controller, legal_basis=LEGAL_BASIS + (GDPR_ARTICLE[kind],),
-                                       reason=f"{kind} {concerning} request {req.id}")], now)
+        tx.record([AuditEvent("rights_request", actor=submitted_by, acting_person=acting_person,
+                              recipient=controller, legal_basis=LEGAL_BASIS + (GDPR_ARTICLE[kind],),
+                              reason=f"{kind} {concerning} request {req.id}")])
     return req
 
 
@@ -230,22 +229,23 @@ def acknowledgment(req: RightsRequest, registry: Registry | None = None) -> dict
     }
 
 
-def get_request(engine: Engine, request_id: str) -> RightsRequest:
-    with reader(engine).connect() as conn:
+def get_request(reads: Engine, request_id: str) -> RightsRequest:
+    with reads.connect() as conn:
         row = conn.execute(select(rights_requests).where(rights_requests.c.id == request_id)).mappings().first()
     if row is None:
         raise NotFound(f"no rights request {request_id[:40]}", code="unknown_request")
-    return _from_row(row)
+    return request_from_row(row)
 
 
-def _own_request(engine: Engine, request_id: str, controller: str) -> RightsRequest:
-    req = get_request(engine, request_id)
+def own_request(reads: Engine, request_id: str, controller: str) -> RightsRequest:
+    """The request, if `controller` is the one it went to (Art. 29: each answers for its own)."""
+    req = get_request(reads, request_id)
     if req.controller != controller:
         raise NotAuthorised("only the controller the request went to handles it", code="not_request_controller")
     return req
 
 
-def list_requests(engine: Engine, controller: str | None, now: datetime, overdue_only: bool = False,
+def list_requests(reads: Engine, controller: str | None, now: datetime, overdue_only: bool = False,
                   state: str | None = None) -> list[RightsRequest]:
     """A controller's requests (all controllers' when None), oldest due first; overdue ones flagged by
     RightsRequest.overdue(now)."""
@@ -257,20 +257,18 @@ def list_requests(engine: Engine, controller: str | None, now: datetime, overdue
         q = q.where(rights_requests.c.state == "open").where(rights_requests.c.due_at < now)
     elif state is not None:
         q = q.where(rights_requests.c.state == state)
-    with reader(engine).connect() as conn:
-        return [_from_row(r) for r in conn.execute(q).mappings()]
+    with reads.connect() as conn:
+        return [request_from_row(r) for r in conn.execute(q).mappings()]
 
 
-def record_listing(engine: Engine, actor: str, acting_person: str | None, count: int, channel: str,
+def record_listing(work: UnitOfWork, actor: str, acting_person: str | None, count: int, channel: str,
                    now: datetime) -> None:
     """A look at the request list (it names people) is on the record too: ids and counts only."""
-    with engine.begin() as conn:
-        audit.append(conn, [AuditEvent("consulted", actor=actor, acting_person=acting_person,
-                                       legal_basis=LEGAL_BASIS, reason=f"{channel} rights list: {count} requests")],
-                     now)
+    work.record([AuditEvent("consulted", actor=actor, acting_person=acting_person, legal_basis=LEGAL_BASIS,
+                            reason=f"{channel} rights list: {count} requests")], at=now)
 
 
-def answer(engine: Engine, request_id: str, controller: str, reply: dict[str, Any], now: datetime,
+def answer(work: UnitOfWork, request_id: str, controller: str, reply: dict[str, Any], now: datetime,
            acting_person: str | None = None) -> RightsRequest:
     """Close a request with the controller's answer: {"outcome": granted|partly_granted|refused|no_data,
     "note": text}. Only the request's controller, only once (409 `already_answered`)."""
@@ -280,23 +278,23 @@ def answer(engine: Engine, request_id: str, controller: str, reply: dict[str, An
             or len(reply.get("note", "")) > 4000:
         raise MalformedMessage("an answer has an outcome and an optional note (text, at most 4000 characters)",
                                code="invalid_request")
-    req = _own_request(engine, request_id, controller)
+    req = own_request(work.reads, request_id, controller)
     stored = {"outcome": reply["outcome"], "note": reply.get("note")}
-    with engine.begin() as conn:
-        done = conn.execute(update(rights_requests).where(rights_requests.c.id == request_id)
+    with work.transaction(now) as tx:
+        done = tx.conn.execute(update(rights_requests).where(rights_requests.c.id == request_id)
                             .where(rights_requests.c.state == "open")
                             .values(state="answered", answered_at=now, answer=stored))
         if done.rowcount != 1:
             raise InvalidTransition({"from": req.state, "detail": "the request was already answered"},
                                     code="already_answered")
         late = " late" if now > req.due_at else ""
-        audit.append(conn, [AuditEvent("rights_answered", actor=controller, acting_person=acting_person,
-                                       legal_basis=LEGAL_BASIS + (GDPR_ARTICLE[req.kind],),
-                                       reason=f"{req.kind} {reply['outcome']}{late} request {req.id}")], now)
-    return get_request(engine, request_id)
+        tx.record([AuditEvent("rights_answered", actor=controller, acting_person=acting_person,
+                              legal_basis=LEGAL_BASIS + (GDPR_ARTICLE[req.kind],),
+                              reason=f"{req.kind} {reply['outcome']}{late} request {req.id}")])
+    return get_request(work.reads, request_id)
 
 
-def extend(engine: Engine, request_id: str, controller: str, reason: str, now: datetime,
+def extend(work: UnitOfWork, request_id: str, controller: str, reason: str, now: datetime,
            acting_person: str | None = None) -> RightsRequest:
     """GDPR art. 12(3): the controller extends the period by two further months, once, for complex or
     numerous requests, and tells the person why within the first month: only an open request, before
@@ -304,142 +302,19 @@ def extend(engine: Engine, request_id: str, controller: str, reason: str, now: d
     reason = (reason or "").strip()
     if not 1 <= len(reason) <= 2000:
         raise MalformedMessage("reason: why the request needs more time (1 to 2000 characters)", code="invalid_request")
-    req = _own_request(engine, request_id, controller)
+    req = own_request(work.reads, request_id, controller)
     if req.state != "open" or req.extended_at is not None or now > req.due_at:
         raise InvalidTransition({"from": req.state, "detail": "a request is extended once, while open, "
                                  "before its first due date"}, code="not_extendable")
     due = CALENDAR.end_of(_working_day(add_months(CALENDAR.local_date(req.received_at), 3)))
-    with engine.begin() as conn:
-        done = conn.execute(update(rights_requests).where(rights_requests.c.id == request_id)
+    with work.transaction(now) as tx:
+        done = tx.conn.execute(update(rights_requests).where(rights_requests.c.id == request_id)
                             .where(rights_requests.c.state == "open").where(rights_requests.c.extended_at.is_(None))
                             .values(due_at=due, extended_at=now, extension_reason=reason))
         if done.rowcount != 1:
             raise InvalidTransition({"from": req.state, "detail": "extended or answered meanwhile"},
                                     code="not_extendable")
-        audit.append(conn, [AuditEvent("rights_extended", actor=controller, acting_person=acting_person,
-                                       legal_basis=LEGAL_BASIS + (GDPR_ARTICLE[req.kind],),
-                                       reason=f"{req.kind} request {req.id} due {due.date().isoformat()}")], now)
-    return get_request(engine, request_id)
-
-
-# --- the export (access, portability) ------------------------------------------------------------------
-
-_WITHHELD_LISTS = {"health": "medical_documents", "criminal_record": "criminal_record_documents"}
-_DOSSIER_DATES = ("created_at", "updated_at", "complete_at", "incomplete_since", "decided_at", "notified_at",
-                  "appeal_lodged_at", "appeal_ended_at", "closed_at", "retain_until")
-
-
-def _without_content(value: Any) -> Any:
-    """Documents by their metadata only: their content is in the stored application (same sha256)."""
-    if isinstance(value, dict):
-        return {k: _without_content(v) for k, v in value.items() if k != "content_base64"}
-    if isinstance(value, list):
-        return [_without_content(v) for v in value]
-    return value
-
-
-def _application(registry: Registry, application: dict[str, Any], withheld: set[str]) -> dict[str, Any]:
-    if not withheld:
-        return application
-    from hub.domain.contracts import DATA_CATEGORIES
-    return registry.contracts["application"].project(application, DATA_CATEGORIES - withheld)
-
-
-def _dossier_export(conn, registry: Registry, d: Mapping[str, Any], actor: str,
-                    special: frozenset[str]) -> tuple[dict[str, Any], list[str]]:
-    from hub.domain.designations import redact
-    rows = [dict(r) for r in conn.execute(select(deliveries).where(deliveries.c.dossier_id == d["id"])
-                                          .order_by(deliveries.c.id)).mappings()]
-    own = [r for r in rows if r["recipient"] == actor]
-    summary = {"id": d["id"], "application_kind": d["application_kind"], "category": d["category"],
-               "competent_region": d["competent_region"], "state": d["state"],
-               "residence_outcome": d["residence_outcome"], "work_outcome": d["work_outcome"],
-               "residence_decision_kind": d["residence_decision_kind"],
-               "work_decision_kind": d["work_decision_kind"],
-               **{k: iso_utc(d[k]) for k in _DOSSIER_DATES}}
-    if not own and actor != d["competent_region"]:
-        # Art. 29: each controller answers for its own processing; this dossier is another's.
-        return {**summary, "held_by": d["competent_region"], "content": "not_party"}, []
-    # Art. 15–17: the special categories this controller itself received on the dossier, and only for
-    # a caller designated for them; the rest is withheld and named.
-    received = {c for r in own for c in r["data_categories"] or ()}
-    visible = frozenset(special & received)
-    app = d["application"] or {}
-    present = {c for c, key in _WITHHELD_LISTS.items() if app.get(key)} | \
-        {c for r in rows for c in (r["data_categories"] or ()) if c in SPECIAL_CATEGORIES}
-    withheld = set(present - visible)
-    messages = []
-    for r in rows:
-        shown, _ = redact(registry, r, visible)
-        messages.append({"flow": r["flow_id"], "sender": r["sender"], "recipient": r["recipient"],
-                         "message_id": r["message_id"], "delivered_at": iso_utc(r["delivered_at"]),
-                         "acknowledged_at": iso_utc(r["acked_at"]), "data_categories": shown["data_categories"],
-                         "payload": _without_content(shown["payload"]),
-                         "attachments": _without_content(shown["attachments"])})
-    records = conn.execute(select(enrichments).where(enrichments.c.dossier_id == d["id"])
-                           .order_by(enrichments.c.id)).mappings().all()
-    clocks = conn.execute(select(dossier_clocks).where(dossier_clocks.c.dossier_id == d["id"])
-                          .order_by(dossier_clocks.c.id)).mappings().all()
-    categories = sorted(({c for m in messages for c in m["data_categories"]}
-                         | {"identification", "contact", "residence_status", "employment", "financial",
-                            "administrative"} | present | ({"social_security"} if records else set())) - withheld)
-    return {**summary, "content": "full", "withheld_categories": sorted(withheld),
-            "application": _application(registry, app, withheld), "messages": messages,
-            "enrichment": [{"source": e["source"], "contract": e["contract"],
-                            "contract_version": e["contract_version"], "status": e["status"],
-                            "retrieved_at": iso_utc(e["retrieved_at"]), "data": e["data"]} for e in records],
-            "clocks": [{"rule": c["rule"], "holder": c["holder"], "started_at": iso_utc(c["started_at"]),
-                        "due_at": iso_utc(c["due_at"]), "stopped_at": iso_utc(c["stopped_at"]),
-                        "outcome": c["outcome"]} for c in clocks]}, categories
-
-
-def export_subject(engine: Engine, registry: Registry, *, insz: str | None = None, passport: str | None = None,
-                   actor: str, acting_person: str | None = None, special: frozenset[str] = frozenset(),
-                   request_id: str | None = None, now: datetime) -> dict[str, Any]:
-    """GDPR art. 15 and 20: the person's data on the platform as one JSON document (EXPORT_FORMAT):
-    every dossier found by INSZ or passport number with its stored application (the data the person
-    provided, documents included), the messages as each recipient received them, the social-security
-    records (Art. 14), the clocks, and the person's rights requests.
-
-    Made for `actor` (a controller): a dossier it is not party to is listed without its content; the
-    special categories (Art. 15–17) only where it received them itself and `special` (its caller's
-    designations) allows. One `consulted` audit event per dossier exported (none: one event).
-    """
-    insz, passport = check_identifiers(insz, passport)
-    why = f"rights export{' request ' + request_id if request_id else ''}"
-    with engine.begin() as conn:
-        found = conn.execute(select(dossiers).where(_subject_filter(dossiers, insz, passport))
-                             .order_by(dossiers.c.created_at, dossiers.c.id)).mappings().all()
-        out, events = [], []
-        for d in found:
-            entry, categories = _dossier_export(conn, registry, d, actor, special)
-            entry["matched_by"] = [k for k, v, col in (("insz", insz, "subject_insz"),
-                                                       ("passport", passport, "subject_passport"))
-                                   if v and d[col] == v]
-            out.append(entry)
-            events.append(AuditEvent("consulted", dossier_id=d["id"], actor=actor, acting_person=acting_person,
-                                     legal_basis=LEGAL_BASIS, data_categories=categories,
-                                     reason=f"{why} ({entry['content']})"))
-        requests = [_from_row(r) for r in conn.execute(
-            select(rights_requests).where(_subject_filter(rights_requests, insz, passport))
-            .order_by(rights_requests.c.received_at, rights_requests.c.id)).mappings()]
-        audit.append(conn, events or [AuditEvent("consulted", actor=actor, acting_person=acting_person,
-                                                 legal_basis=LEGAL_BASIS, reason=f"{why} (no dossier)")], now)
-    return {
-        "format": EXPORT_FORMAT, "generated_at": iso_utc(now), "controller": actor, "request": request_id,
-        "subject": {"insz": insz, "passport_number": passport},
-        "dossiers": out,
-        "rights_requests": [{k: v for k, v in r.as_json(now).items()
-                             if k not in ("subject_insz", "subject_passport")} for r in requests],
-    }
-
-
-def export_for_request(engine: Engine, registry: Registry, request_id: str, controller: str, now: datetime, *,
-                       acting_person: str | None = None, special: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The export answering an access or portability request, for that request's controller only."""
-    req = _own_request(engine, request_id, controller)
-    if req.kind not in EXPORT_KINDS:
-        raise MalformedMessage("only access and portability requests have an export", code="no_export_for_kind")
-    return export_subject(engine, registry, insz=req.subject_insz, passport=req.subject_passport,
-                          actor=controller, acting_person=acting_person, special=special,
-                          request_id=req.id, now=now)
+        tx.record([AuditEvent("rights_extended", actor=controller, acting_person=acting_person,
+                              legal_basis=LEGAL_BASIS + (GDPR_ARTICLE[req.kind],),
+                              reason=f"{req.kind} request {req.id} due {due.date().isoformat()}")])
+    return get_request(work.reads, request_id)

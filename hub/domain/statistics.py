@@ -3,7 +3,8 @@
 No dossier id, no person: only the permit type, region, nationality, year and quarter, the outcome
 and kind of the decision and whole days from complete to decision. The dossier points to its fact
 (`dossiers.fact_id`), never the other way, so when retention deletes the dossier (Art. 27) the link
-goes with it and the fact stays, anonymous. Written in the same transaction as the dossier change.
+goes with it and the fact stays, anonymous. The message path writes it in the same transaction as
+the dossier change (hub.messaging.dossiers); this module only says what it holds.
 """
 from __future__ import annotations
 
@@ -12,12 +13,9 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, update
-
 from hub.domain.dossier import DEEMED, ENDING, days_between
-from hub.infra.store.schema import stats_facts
 
-__all__ = ["new_fact", "record", "validity_months", "decision_kind"]
+__all__ = ["new_fact", "fact_changes", "validity_months", "decision_kind"]
 
 
 def new_fact(dossier: Mapping[str, Any]) -> dict[str, Any]:
@@ -33,9 +31,9 @@ def new_fact(dossier: Mapping[str, Any]) -> dict[str, Any]:
         deemed_authorised=False, ended_kind=None, ended_year=None, ended_quarter=None)
 
 
-def record(conn: Connection, dossier: Mapping[str, Any], validity: int | None = None) -> None:
-    """Update the dossier's fact after a change: state, outcome and kind of the decision, its period
-    and days from complete; a later withdrawal or end of the permit is recorded apart."""
+def fact_changes(dossier: Mapping[str, Any], validity: int | None = None) -> dict[str, Any]:
+    """The columns of the dossier's fact after a change: state, outcome and kind of the decision, its
+    period and days from complete; a later withdrawal or end of the permit is recorded apart."""
     kind = decision_kind(dossier)
     if dossier.get("notified_at") is not None and kind and kind.endswith(ENDING):
         # the permit, decided and notified before, is withdrawn or ended: that decision stays counted
@@ -53,7 +51,7 @@ def record(conn: Connection, dossier: Mapping[str, Any], validity: int | None = 
         }
     if validity is not None:
         changing["validity_months"] = validity
-    conn.execute(update(stats_facts).where(stats_facts.c.id == dossier["fact_id"]).values(**changing))
+    return changing
 
 
 def decision_kind(d: Mapping[str, Any]) -> str | None:

@@ -1,168 +1,38 @@
-"""The clock rules of contracts/clocks.yaml, checked at start-up, and the due-date arithmetic.
-
-Law of 15 December 1980 as amended in 2019 (seeds/002): Blue Card 61/27-4, 61/27-5; seasonal
-workers 61/29-4, 61/29-5. The rules are data; this module only reads them and counts days.
-"""
+"""Loading contracts/clocks.yaml, the statutory clock rules, cross-checked against the parties and
+flows at start-up (Law of 15 December 1980, 61/27-4, 61/27-5, 61/29-4, 61/29-5)."""
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool, StrictInt
 
-from hub.domain.envelope import as_utc
+from hub.domain.clocks import DEEMED_FLOW, REGION, REMINDER_FLOW, Calendar, ClockRule, ClockRules
 from hub.domain.errors import RegistryError
-from hub.domain.flows import REGION_PARTIES, Registry, _parse, _read_yaml
+from hub.domain.flows import REGION_PARTIES, Registry
+from hub.registry.files import FileModel, parse, read_yaml
 
-__all__ = ["FILE", "REMINDER_FLOW", "DEEMED_FLOW", "REQUEST_TYPES", "Calendar", "ClockRule", "ClockRules",
-           "load_clocks"]
+__all__ = ["FILE", "load_clocks"]
 
 FILE = "clocks.yaml"
-REMINDER_FLOW = "platform.clock-reminder"
-DEEMED_FLOW = "single-permit.deemed-authorisation"
-REQUEST_TYPES = ("first", "renewal", "change")
-REGION = "region"   # the holder that stands for the dossier's competent regional authority
-
-
-# --- the calendar ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Calendar:
-    """Belgian calendar days: a due day ends at 23:59:59 local time (Judicial Code Art. 52–53)."""
-
-    timezone: str
-    public_holidays: str
-
-    @cached_property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    @cached_property
-    def holidays(self) -> holidays.HolidayBase:
-        return holidays.country_holidays(self.public_holidays)
-
-    def local_date(self, t: datetime) -> date:
-        return as_utc(t).astimezone(self.zone).date()
-
-    def is_working_day(self, d: date) -> bool:
-        return d.weekday() < 5 and d not in self.holidays
-
-    def due_date(self, start: datetime, days: int, next_working_day: bool) -> date:
-        """The last day of a term of `days` calendar days: the start day is not counted (Art. 52),
-        and with next_working_day a Saturday, Sunday or public holiday moves on (Art. 53)."""
-        d = self.local_date(start) + timedelta(days=days)
-        while next_working_day and not self.is_working_day(d):
-            d += timedelta(days=1)
-        return d
-
-    def end_of(self, d: date) -> datetime:
-        """The last second of a local day, in UTC: the instant a term ending that day has passed."""
-        return datetime.combine(d, time(23, 59, 59), self.zone).astimezone(timezone.utc)
-
-    def start_of(self, d: date) -> datetime:
-        return datetime.combine(d, time(0, 0), self.zone).astimezone(timezone.utc)
-
-    def days_left(self, due_at: datetime, now: datetime) -> int:
-        """Calendar days from today to the due day (0 on the day itself, negative once passed)."""
-        return (self.local_date(due_at) - self.local_date(now)).days
-
-
-# --- the rules -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ClockRule:
-    id: str
-    title: str
-    legal_basis: tuple[str, ...]
-    categories: frozenset[str]
-    application_kinds: frozenset[str] | None      # None: any
-    request_types: frozenset[str]
-    application: Mapping[str, bool]               # boolean predicates on the application JSON
-    starts: str                                   # a dossiers date column
-    after: str | None
-    stops: Mapping[str, str]                      # condition → outcome, first match wins
-    days: int
-    next_working_day: bool
-    extendable: bool
-    holder: str                                   # "region" or a party id
-    remind_days_before: int | None
-    on_expiry: str                                # report | deemed_authorisation
-
-    @property
-    def legal_basis_text(self) -> str:
-        return "; ".join(self.legal_basis)[:200]
-
-    def matches(self, category: str, application_kind: str, request_type: str, fields: Mapping[str, bool],
-                dates: Mapping[str, Any]) -> bool:
-        """Whether a dossier is one this rule applies to (its start date is set)."""
-        if category not in self.categories or request_type not in self.request_types:
-            return False
-        if self.application_kinds is not None and application_kind not in self.application_kinds:
-            return False
-        if any(fields.get(name, False) != value for name, value in self.application.items()):
-            return False
-        if self.after is not None:
-            after, start = dates.get(self.after), dates.get(self.starts)
-            if after is None or start is None or as_utc(after) > as_utc(start):
-                return False
-        return True
-
-    def holder_for(self, competent_region: str) -> str:
-        """The party that holds this clock on a dossier (dossiers.competent_region is a party id)."""
-        if self.holder != REGION:
-            return self.holder
-        return REGION_PARTIES.get(competent_region, competent_region)
-
-
-@dataclass(frozen=True)
-class ClockRules:
-    rules: Mapping[str, ClockRule]
-    calendar: Calendar
-    application_fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    def __iter__(self):
-        return iter(self.rules.values())
-
-    def get(self, rule_id: str) -> ClockRule | None:
-        return self.rules.get(rule_id)
-
-    def schedule(self, rule: ClockRule, started_at: datetime) -> tuple[datetime, datetime | None]:
-        """(due_at, remind_at) of a clock of `rule` started at `started_at`."""
-        due_day = self.calendar.due_date(started_at, rule.days, rule.next_working_day)
-        due_at = self.calendar.end_of(due_day)
-        if rule.remind_days_before is None:
-            return due_at, None
-        remind_at = self.calendar.start_of(due_day - timedelta(days=rule.remind_days_before))
-        return due_at, max(remind_at, as_utc(started_at))
-
-
-# --- the file --------------------------------------------------------------------------------------
-
 _ID = r"^[a-z0-9][a-z0-9._-]*$"     # the `clock` field of the messages
 _FIELD = r"^[a-z][a-z0-9_]*$"
 StartColumn = Literal["complete_at", "incomplete_since"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _AppliesTo(_Model):
+class _AppliesTo(FileModel):
     categories: list[str] = Field(min_length=1)
     application_kinds: list[Literal["single_permit", "work_permit", "professional_card"]] | None = None
     request_types: list[Literal["first", "renewal", "change"]] = Field(min_length=1)
     application: dict[str, StrictBool] = Field(default_factory=dict)
 
 
-class _Rule(_Model):
+class _Rule(FileModel):
     id: str = Field(pattern=_ID, max_length=64)
     title: str = Field(min_length=1, max_length=200)
     legal_basis: list[str] = Field(min_length=1)
@@ -178,12 +48,12 @@ class _Rule(_Model):
     on_expiry: Literal["report", "deemed_authorisation"]
 
 
-class _Calendar(_Model):
+class _Calendar(FileModel):
     timezone: str = Field(min_length=1)
     public_holidays: str = Field(pattern=r"^[A-Z]{2}$")
 
 
-class _File(_Model):
+class _File(FileModel):
     calendar: _Calendar
     application_fields: dict[str, str] = Field(default_factory=dict)
     rules: list[_Rule] = Field(min_length=1)
@@ -197,7 +67,7 @@ def load_clocks(contracts_dir: Path, registry: Registry | None) -> ClockRules:
     path = Path(contracts_dir) / FILE
     if not path.is_file():
         raise RegistryError(FILE, "(file)", "the statutory clock rules do not exist")
-    parsed: _File = _parse(_File, _read_yaml(path, FILE), FILE)
+    parsed: _File = parse(_File, read_yaml(path, FILE), FILE)
     calendar = _calendar(parsed.calendar)
     for name in parsed.application_fields:
         if not _matches(_FIELD, name):
@@ -297,9 +167,3 @@ def _overlap(a: ClockRule, b: ClockRule) -> bool:
 
 def _matches(pattern: str, value: str) -> bool:
     return re.fullmatch(pattern, value) is not None
-
-
-def describe(rule: ClockRule) -> dict[str, Any]:
-    """A rule as JSON (CLI, API)."""
-    return {"id": rule.id, "title": rule.title, "legal_basis": list(rule.legal_basis), "days": rule.days,
-            "holder": rule.holder, "on_expiry": rule.on_expiry, "extendable": rule.extendable}
