@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from hub.domain.retry import Backoff
 from hub.infra.transport import Delivery, PublishNotConfirmed, Reject, Retry, RetryPolicy, TransportError, open_transport
 
 FAST = RetryPolicy(max_attempts=3, delays_ms=(50,))
@@ -348,6 +349,12 @@ def test_open_transport_picks_by_scheme(tmp_path):
         open_transport("kafka://somewhere")
     with pytest.raises(ValueError):
         open_transport("sqlite:///:memory:")
+
+
+def test_transports_refuse_a_back_off_retry_policy(tmp_path):
+    # retries wait out delays_ms (one RabbitMQ retry queue per delay): a back-off cannot be honoured
+    with pytest.raises(ValueError, match="fixed schedule"):
+        open_transport(f"sqlite:///{tmp_path / 'a.db'}", retry=RetryPolicy(backoff=Backoff()))
 
 
 # --- RabbitMQ only ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """The broker port and its two adapters: RabbitMQ (amqp) and an embedded durable SQLite transport."""
+from hub.domain.retry import RetryPolicy
 from hub.infra.transport.base import (
     BatchHandler,
     Delivery,
@@ -6,7 +7,6 @@ from hub.infra.transport.base import (
     PublishNotConfirmed,
     Reject,
     Retry,
-    RetryPolicy,
     Transport,
     TransportError,
     open_transport,

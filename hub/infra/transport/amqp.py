@@ -25,8 +25,9 @@ import pika.exceptions as px
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
+from hub.domain.retry import RetryPolicy
 from hub.infra.transport.base import (
-    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, Reject, RetryPolicy, TransportError, batch_prefetch,
+    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, Reject, TransportError, batch_prefetch, fixed_schedule,
     parking_queue,
 )
 from hub.infra.transport.confirms import BatchPublisher, ConnectionLost, message_properties
@@ -88,7 +89,7 @@ class AmqpTransport:
         connection_name: str = "wib-hub",
         confirm_timeout_s: float = 30.0,
     ) -> None:
-        self.retry = retry
+        self.retry = fixed_schedule(retry)
         self.connection_name = connection_name
         self.confirm_timeout_s = confirm_timeout_s
         self._params = pika.URLParameters(url)

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from hub.domain.retry import RetryPolicy
+
 log = structlog.get_logger(__name__)
 
 PARKING_SUFFIX = ".parking"
@@ -101,25 +103,17 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    delays_ms: tuple[int, ...] = (1000, 5000, 30000, 120000)
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or not self.delays_ms or min(self.delays_ms) < 0:
-            raise ValueError("retry policy needs max_attempts >= 1 and non-negative delays")
-
-    def delay_ms(self, attempt: int) -> int:
-        """The wait after failed attempt n (1-based): delays_ms[min(n-1, len-1)]."""
-        return self.delays_ms[min(max(attempt, 1) - 1, len(self.delays_ms) - 1)]
-
-    def exhausted(self, attempt: int) -> bool:
-        return attempt >= self.max_attempts
-
-
 def parking_queue(queue: str) -> str:
     return queue + PARKING_SUFFIX
+
+
+def fixed_schedule(retry: RetryPolicy) -> RetryPolicy:
+    """Checks a transport's retry policy: a failed message waits out one of delays_ms, a closed set
+    (RabbitMQ holds one retry queue per delay), so a policy with a back-off is refused rather than
+    quietly read as its schedule."""
+    if retry.backoff is not None:
+        raise ValueError("a transport retries on a fixed schedule (delays_ms), not a back-off")
+    return retry
 
 
 def batch_prefetch(queue: str, prefetch: int, max_batch: int, max_wait_ms: float) -> int:

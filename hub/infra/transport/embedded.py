@@ -21,8 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from hub.domain.retry import RetryPolicy
 from hub.infra.transport.base import (
-    BatchHandler, Delivery, Handler, Item, Reject, RetryPolicy, TransportError, batch_prefetch, parking_queue,
+    BatchHandler, Delivery, Handler, Item, Reject, TransportError, batch_prefetch, fixed_schedule, parking_queue,
 )
 
 log = structlog.get_logger(__name__)
@@ -85,7 +86,7 @@ class EmbeddedTransport:
         idle_max_s: float = 0.2,
     ) -> None:
         self.path = str(path)
-        self.retry = retry
+        self.retry = fixed_schedule(retry)
         self.lease_s = lease_s
         self._idle = (idle_min_s, idle_max_s)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
