@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import random
 import threading
 import time
 import weakref
@@ -25,7 +24,7 @@ import pika.exceptions as px
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
-from hub.domain.retry import RetryPolicy
+from hub.domain.retry import Backoff, RetryPolicy
 from hub.infra.transport.base import (
     BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, Reject, TransportError, batch_prefetch, fixed_schedule,
     parking_queue,
@@ -65,19 +64,9 @@ def retry_queue(queue: str, delay_ms: int) -> str:
     return f"{queue}.retry.{delay_ms}"
 
 
-class _Backoff:
-    """Exponential, 0.2 s doubling up to 10 s, with jitter so consumers do not reconnect in lockstep."""
-
-    def __init__(self, first: float = 0.2, cap: float = 10.0) -> None:
-        self.first, self.cap, self.n = first, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.first * 2 ** self.n)
-        self.n += 1
-        return delay * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self.n = 0
+# A consumer that lost its connection waits 0.2 s doubling up to 10 s, at least half of that and at
+# random, so consumers do not reconnect in lockstep.
+_RECONNECT = Backoff(base_s=0.2, cap_s=10.0, jitter=0.5)
 
 
 class AmqpTransport:
@@ -245,7 +234,7 @@ class AmqpTransport:
         """Deliveries gathered in the channel callback, handed over together; on a failing batch each
         is handed over alone and settled by the per-message rules (`_settle`)."""
         prefetch = batch_prefetch(queue, prefetch, max_batch, max_wait_ms)
-        backoff = _Backoff()
+        failures = 0  # connections lost in a row
         while not self._stopping(stop):
             conn = None
             try:
@@ -256,7 +245,7 @@ class AmqpTransport:
                 ready: list[_Raw] = []
                 ch.basic_consume(queue, lambda _ch, m, p, b: ready.append((m, p, b)), auto_ack=False)
                 log.info("transport.consuming", queue=queue, transport="amqp", batch=max_batch)
-                backoff.reset()
+                failures = 0
                 settled_through = 0  # every delivery tag up to this one is settled on this channel
                 last_keepalive = time.monotonic()
                 while not self._stopping(stop):
@@ -276,7 +265,8 @@ class AmqpTransport:
             except Exception as exc:  # broker gone, channel closed, retry copy not confirmed, ...
                 if self._stopping(stop):
                     break
-                delay = backoff.next()
+                delay = _RECONNECT.delay(failures)
+                failures += 1
                 log.warning("transport.consumer_reconnect", queue=queue, error=type(exc).__name__,
                             retry_in_s=round(delay, 2))
                 stop.wait(delay)
