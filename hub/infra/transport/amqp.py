@@ -26,10 +26,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from hub.domain.retry import Backoff, RetryPolicy
 from hub.infra.transport.base import (
-    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, Reject, TransportError, batch_prefetch, fixed_schedule,
+    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, TransportError, batch_prefetch, fixed_schedule,
     parking_queue,
 )
 from hub.infra.transport.confirms import BatchPublisher, ConnectionLost, message_properties
+from hub.infra.transport.settle import Action, decide
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -306,28 +307,19 @@ class AmqpTransport:
 
     def _settle(self, queue: str, handler: Handler, ch: BlockingChannel, method: Any,
                 props: pika.BasicProperties, body: bytes) -> None:
-        """One delivery through the handler: ack, delayed retry, or parking."""
+        """One delivery through the handler (`decide`), then acked, retried by way of a retry
+        queue, or rejected, which dead-letters it to the parking queue."""
         delivery = _delivery(queue, method, props, body)
-        try:
-            handler(delivery)
-        except Reject:
-            log.warning("transport.rejected", queue=queue, message_id=delivery.message_id, attempt=delivery.attempt)
+        decision = decide(delivery, handler, self.retry)
+        if decision.action is Action.PARK:
             ch.basic_reject(method.delivery_tag, requeue=False)
-        except Exception as exc:  # Retry or a failure: both are retried
-            if self.retry.exhausted(delivery.attempt):
-                log.warning("transport.parked", queue=queue, message_id=delivery.message_id,
-                            attempt=delivery.attempt, error=type(exc).__name__)
-                ch.basic_reject(method.delivery_tag, requeue=False)
-                return
-            log.info("transport.retry", queue=queue, message_id=delivery.message_id,
-                     attempt=delivery.attempt, error=type(exc).__name__)
+            return
+        if decision.action is Action.RETRY:
             # The copy is confirmed before the original is acked: a crash in between duplicates,
             # it never loses.
-            self.publish(retry_queue(queue, self.retry.delay_ms(delivery.attempt)), delivery.message_id,
+            self.publish(retry_queue(queue, decision.delay_ms), delivery.message_id,
                          body, {**delivery.headers, "x-attempt": delivery.attempt + 1})
-            ch.basic_ack(method.delivery_tag)
-        else:
-            ch.basic_ack(method.delivery_tag)
+        ch.basic_ack(method.delivery_tag)
 
     def parked(self, queue: str) -> list[Delivery]:
         """Reads the parking queue by getting every message unacked, then handing all back."""

@@ -49,7 +49,7 @@ class PublishNotConfirmed(TransportError):
 
 Handler = Callable[[Delivery], None]
 """Returns normally → ack; raises Retry (or any other exception) → delayed retry, up to
-max_attempts, then parking; raises Reject → parking at once."""
+max_attempts, then parking; raises Reject → parking at once (the rule: settle.decide)."""
 
 BatchHandler = Callable[[Sequence[Delivery]], None]
 """Returns normally → all acked; raises → each delivery is handed over again alone (a batch of one)
