@@ -124,22 +124,3 @@ def batch_prefetch(queue: str, prefetch: int, max_batch: int, max_wait_ms: float
     if prefetch < max_batch:
         log.warning("transport.prefetch_raised", queue=queue, prefetch=prefetch, max_batch=max_batch)
     return max(prefetch, max_batch)
-
-
-def open_transport(url: str, *, retry: RetryPolicy = RetryPolicy(), **kw: Any) -> Transport:
-    """amqp:// or amqps:// → RabbitMQ; sqlite:///path or embedded:///path → the embedded SQLite transport."""
-    scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
-    if not sep:
-        raise ValueError("broker URL needs a scheme: amqp://, amqps://, sqlite:/// or embedded:///")
-    if scheme in ("amqp", "amqps"):
-        from hub.infra.transport.amqp import AmqpTransport
-
-        return AmqpTransport(url, retry=retry, **kw)
-    if scheme in ("sqlite", "embedded"):
-        if not rest.startswith("/") or rest in ("/", "/:memory:"):
-            raise ValueError("the embedded transport needs a file: sqlite:///relative/path or sqlite:////absolute/path")
-        from hub.infra.transport.embedded import EmbeddedTransport
-
-        return EmbeddedTransport(rest[1:], retry=retry, **kw)
-    raise ValueError(f"unknown broker URL scheme {scheme!r}")
