@@ -1,5 +1,5 @@
-"""What only one transport does: the embedded file (restart, wake-up, version, lease), RabbitMQ
-(unroutable messages, dropped connections), and picking a transport by URL."""
+"""What only one transport does: the embedded file (restart, wake-up, version, lease), the memory
+broker's names, RabbitMQ (unroutable messages, dropped connections), and picking a transport by URL."""
 from __future__ import annotations
 
 import shutil
@@ -81,6 +81,53 @@ def test_transports_refuse_a_back_off_retry_policy(tmp_path):
     # retries wait out delays_ms (one RabbitMQ retry queue per delay): a back-off cannot be honoured
     with pytest.raises(ValueError, match="fixed schedule"):
         open_transport(f"sqlite:///{tmp_path / 'a.db'}", retry=RetryPolicy(backoff=Backoff()))
+
+
+# --- the memory transport only ---------------------------------------------------------------
+
+def test_memory_names_a_broker_shared_in_the_process():
+    from hub.infra.transport.memory import MemoryTransport
+
+    url = f"memory://transport-tests-{uuid.uuid4().hex[:12]}"
+    a, b = open_transport(url), open_transport(url)
+    assert isinstance(a, MemoryTransport)
+    a.declare("q")
+    a.publish("q", "m", b"x")
+    assert b.depth("q") == 1, "one name, one broker"
+    assert open_transport(f"memory://transport-tests-{uuid.uuid4().hex[:12]}").depth("q") == 0
+    a.close()
+    assert b.depth("q") == 1, "closing one transport leaves the broker to the others"
+    b.delete("q")
+    b.close()
+
+    own, other = open_transport("memory://"), open_transport("memory://")
+    own.declare("q")
+    own.publish("q", "m", b"x")
+    assert (own.depth("q"), other.depth("q")) == (1, 0), "plain memory://: a broker of its own"
+
+
+def test_memory_publish_to_an_undeclared_queue_raises():
+    # as RabbitMQ: a hub that forgets to declare a queue fails its tests on memory:// too
+    t = open_transport("memory://")
+    t.declare("known")
+    with pytest.raises(PublishNotConfirmed, match="no queue 'missing'"):
+        t.publish("missing", "m", b"x")
+    with pytest.raises(PublishNotConfirmed):
+        t.publish_many([("known", "m-1", b"x", None), ("missing", "m-2", b"x", None)])
+    assert t.depth("known") == 0, "a batch is published whole or not at all"
+
+
+def test_memory_close_stops_its_consumers_at_once():
+    t = open_transport("memory://")
+    t.declare("q")
+    stop = threading.Event()
+    thread = threading.Thread(target=t.consume, args=("q", lambda d: None), kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    time.sleep(0.05)  # the consumer is idle
+    started = time.monotonic()
+    t.close()
+    thread.join(timeout=1)
+    assert not thread.is_alive() and time.monotonic() - started < 0.05
 
 
 # --- RabbitMQ only ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The broker port and its two adapters: RabbitMQ (amqp) and an embedded durable SQLite transport.
+"""The broker port and its adapters: RabbitMQ (amqp), an embedded durable SQLite transport, and an
+in-memory one for tests (memory).
 
 The port (base) knows no adapter; `open_transport` here picks one by the URL's scheme, importing it
 only then (pika is not loaded by a hub on the embedded transport).
@@ -32,7 +33,8 @@ __all__ = [
 
 
 def open_transport(url: str, *, retry: RetryPolicy = RetryPolicy(), **kw: Any) -> Transport:
-    """amqp:// or amqps:// → RabbitMQ; sqlite:///path or embedded:///path → the embedded SQLite transport."""
+    """amqp:// or amqps:// → RabbitMQ; sqlite:///path or embedded:///path → the embedded SQLite transport;
+    memory://name → the in-memory broker of that name in this process, memory:// → one of its own (tests)."""
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
@@ -47,4 +49,8 @@ def open_transport(url: str, *, retry: RetryPolicy = RetryPolicy(), **kw: Any) -
         from hub.infra.transport.embedded import EmbeddedTransport
 
         return EmbeddedTransport(rest[1:], retry=retry, **kw)
+    if scheme == "memory":
+        from hub.infra.transport.memory import MemoryTransport
+
+        return MemoryTransport(rest, retry=retry, **kw)
     raise ValueError(f"unknown broker URL scheme {scheme!r}")
