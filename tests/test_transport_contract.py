@@ -1,4 +1,5 @@
-"""The broker port's contract, on every transport: embedded (SQLite file) and RabbitMQ, real servers only.
+"""The broker port's contract, on every transport: memory, embedded (SQLite file) and RabbitMQ (a real
+server, not a mock).
 
 Batch consumption has its own file (test_transport_batches.py); what only one transport does is in
 test_transport_specific.py.

@@ -76,11 +76,21 @@ class Broker:
                 for name in (q, f"{q}.parking", *(f"{q}.retry.{d}" for d in self.delays)):
                     channel.queue_delete(name)
             connection.close()
+        if self.kind == "memory":  # a named broker lives as long as the process: leave it empty
+            transport = open_transport(self.url)
+            for q in self.queues:
+                transport.delete(q)
+            transport.close()
 
 
-@pytest.fixture(params=["embedded", pytest.param("amqp", marks=pytest.mark.rabbitmq)])
+@pytest.fixture(params=["memory", "embedded", pytest.param("amqp", marks=pytest.mark.rabbitmq)])
 def broker(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'broker.db'}" if request.param == "embedded" else request.getfixturevalue("amqp_url")
+    if request.param == "memory":  # a broker of the test's own, that every transport it opens shares
+        url = f"memory://transport-tests-{uuid.uuid4().hex[:12]}"
+    elif request.param == "embedded":
+        url = f"sqlite:///{tmp_path / 'broker.db'}"
+    else:
+        url = request.getfixturevalue("amqp_url")
     b = Broker(request.param, url)
     yield b
     b.cleanup()
