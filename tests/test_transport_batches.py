@@ -101,7 +101,7 @@ def test_batches_after_a_failed_batch_are_acked(broker):
     wait_until(lambda: len(done) == 40)
     stop.set()
     thread.join(timeout=3)
-    time.sleep(0.5)  # amqp: unacked deliveries are back in the queue; embedded: their lease ran out
+    time.sleep(0.35)  # amqp: unacked deliveries are back in the queue; embedded: their 0.3 s lease ran out
     assert t.depth(q) == 0 and t.parked(q) == []
     assert sorted(done) == sorted([f"a-{i}" for i in range(10)] + [f"b-{i}" for i in range(30)])
 
@@ -112,7 +112,7 @@ def test_idle_batch_consumer_hands_over_at_once_and_gathers_a_trickle(broker):
     got: list[tuple[float, list[str]]] = []
     consume_batch(broker, t, q, lambda b: got.append((time.monotonic(), [d.message_id for d in b])),
                   max_wait_ms=300)
-    time.sleep(0.5)  # idle: in its longest wait
+    time.sleep(0.35)  # idle: in its longest wait (embedded: 0.02 s doubling to 0.2 s, reached after 0.3 s)
     sent = time.monotonic()
     t.publish(q, "first", b"x")
     time.sleep(0.02)
@@ -122,7 +122,7 @@ def test_idle_batch_consumer_hands_over_at_once_and_gathers_a_trickle(broker):
     assert got[0][0] - sent < 0.3 + 0.4  # max_wait_ms and the idle poll (embedded: woken at once)
 
     got.clear()
-    time.sleep(0.5)
+    time.sleep(0.35)  # idle again, as above
     sent = time.monotonic()
     t.publish(q, "alone", b"x")
     wait_until(lambda: got)

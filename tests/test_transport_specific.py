@@ -44,7 +44,7 @@ def test_embedded_publish_wakes_an_idle_consumer(tmp_path):
     thread = threading.Thread(target=t.consume, args=("q", lambda d: seen.append(time.monotonic())),
                               kwargs={"stop": stop})
     thread.start()
-    time.sleep(0.5)  # long enough for the consumer to be in its longest idle wait
+    time.sleep(0.2)  # long enough for the consumer to be in its idle wait (its first is already 3 s)
     sent = time.monotonic()
     t.publish("q", "m", b"x")
     wait_until(lambda: seen, timeout=5)
@@ -205,7 +205,9 @@ def test_embedded_batch_slices_go_back_when_the_lease_runs_low(tmp_path):
     thread.start()
     try:
         wait_until(lambda: sum(map(len, batches)) >= 10)
-        time.sleep(1.2)  # past the first claim's lease: nothing of it comes back
+        # past the first claim's 1 s lease (it began at least 0.85 s ago) and one idle poll (0.2 s):
+        # nothing of it comes back
+        time.sleep(0.5)
         assert sorted(d.message_id for b in batches for d in b) == sorted(f"m-{i}" for i in range(10))
         assert not any(d.redelivered for b in batches for d in b)
         assert claims == [10, 5], "the second slice was claimed afresh"
