@@ -66,7 +66,7 @@ class Transport(Protocol):
     def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
         """Returns only once the broker has confirmed the message (durable).
 
-        Header values are kept to what both transports carry: str, int, float, bool, None."""
+        Header values are kept to what every transport carries: str, int, float, bool, None."""
 
     def publish_many(self, items: Sequence[Item]) -> None:
         """Publishes (queue, message_id, body, headers) items, confirmed as one batch."""
