@@ -1,4 +1,12 @@
-"""The broker port and its two adapters: RabbitMQ (amqp) and an embedded durable SQLite transport."""
+"""The broker port and its adapters: RabbitMQ (amqp), an embedded durable SQLite transport, and an
+in-memory one for tests (memory).
+
+The port (base) knows no adapter; `open_transport` here picks one by the URL's scheme, importing it
+only then (pika is not loaded by a hub on the embedded transport).
+"""
+from typing import Any
+
+from hub.domain.retry import RetryPolicy
 from hub.infra.transport.base import (
     BatchHandler,
     Delivery,
@@ -6,10 +14,8 @@ from hub.infra.transport.base import (
     PublishNotConfirmed,
     Reject,
     Retry,
-    RetryPolicy,
     Transport,
     TransportError,
-    open_transport,
 )
 
 __all__ = [
@@ -24,3 +30,27 @@ __all__ = [
     "TransportError",
     "open_transport",
 ]
+
+
+def open_transport(url: str, *, retry: RetryPolicy = RetryPolicy(), **kw: Any) -> Transport:
+    """amqp:// or amqps:// → RabbitMQ; sqlite:///path or embedded:///path → the embedded SQLite transport;
+    memory://name → the in-memory broker of that name in this process, memory:// → one of its own (tests)."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValueError("broker URL needs a scheme: amqp://, amqps://, sqlite:/// or embedded:///")
+    if scheme in ("amqp", "amqps"):
+        from hub.infra.transport.amqp import AmqpTransport
+
+        return AmqpTransport(url, retry=retry, **kw)
+    if scheme in ("sqlite", "embedded"):
+        if not rest.startswith("/") or rest in ("/", "/:memory:"):
+            raise ValueError("the embedded transport needs a file: sqlite:///relative/path or sqlite:////absolute/path")
+        from hub.infra.transport.embedded import EmbeddedTransport
+
+        return EmbeddedTransport(rest[1:], retry=retry, **kw)
+    if scheme == "memory":
+        from hub.infra.transport.memory import MemoryTransport
+
+        return MemoryTransport(rest, retry=retry, **kw)
+    raise ValueError(f"unknown broker URL scheme {scheme!r}")

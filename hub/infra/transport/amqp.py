@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import random
 import threading
 import time
 import weakref
@@ -25,11 +24,13 @@ import pika.exceptions as px
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
+from hub.domain.retry import Backoff, RetryPolicy
 from hub.infra.transport.base import (
-    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, Reject, RetryPolicy, TransportError, batch_prefetch,
+    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, TransportError, batch_prefetch, fixed_schedule,
     parking_queue,
 )
 from hub.infra.transport.confirms import BatchPublisher, ConnectionLost, message_properties
+from hub.infra.transport.settle import Action, decide
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -64,19 +65,9 @@ def retry_queue(queue: str, delay_ms: int) -> str:
     return f"{queue}.retry.{delay_ms}"
 
 
-class _Backoff:
-    """Exponential, 0.2 s doubling up to 10 s, with jitter so consumers do not reconnect in lockstep."""
-
-    def __init__(self, first: float = 0.2, cap: float = 10.0) -> None:
-        self.first, self.cap, self.n = first, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.first * 2 ** self.n)
-        self.n += 1
-        return delay * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self.n = 0
+# A consumer that lost its connection waits 0.2 s doubling up to 10 s, at least half of that and at
+# random, so consumers do not reconnect in lockstep.
+_RECONNECT = Backoff(base_s=0.2, cap_s=10.0, jitter=0.5)
 
 
 class AmqpTransport:
@@ -88,7 +79,7 @@ class AmqpTransport:
         connection_name: str = "wib-hub",
         confirm_timeout_s: float = 30.0,
     ) -> None:
-        self.retry = retry
+        self.retry = fixed_schedule(retry)
         self.connection_name = connection_name
         self.confirm_timeout_s = confirm_timeout_s
         self._params = pika.URLParameters(url)
@@ -244,7 +235,7 @@ class AmqpTransport:
         """Deliveries gathered in the channel callback, handed over together; on a failing batch each
         is handed over alone and settled by the per-message rules (`_settle`)."""
         prefetch = batch_prefetch(queue, prefetch, max_batch, max_wait_ms)
-        backoff = _Backoff()
+        failures = 0  # connections lost in a row
         while not self._stopping(stop):
             conn = None
             try:
@@ -255,7 +246,7 @@ class AmqpTransport:
                 ready: list[_Raw] = []
                 ch.basic_consume(queue, lambda _ch, m, p, b: ready.append((m, p, b)), auto_ack=False)
                 log.info("transport.consuming", queue=queue, transport="amqp", batch=max_batch)
-                backoff.reset()
+                failures = 0
                 settled_through = 0  # every delivery tag up to this one is settled on this channel
                 last_keepalive = time.monotonic()
                 while not self._stopping(stop):
@@ -275,7 +266,8 @@ class AmqpTransport:
             except Exception as exc:  # broker gone, channel closed, retry copy not confirmed, ...
                 if self._stopping(stop):
                     break
-                delay = backoff.next()
+                delay = _RECONNECT.delay(failures)
+                failures += 1
                 log.warning("transport.consumer_reconnect", queue=queue, error=type(exc).__name__,
                             retry_in_s=round(delay, 2))
                 stop.wait(delay)
@@ -315,28 +307,19 @@ class AmqpTransport:
 
     def _settle(self, queue: str, handler: Handler, ch: BlockingChannel, method: Any,
                 props: pika.BasicProperties, body: bytes) -> None:
-        """One delivery through the handler: ack, delayed retry, or parking."""
+        """One delivery through the handler (`decide`), then acked, retried by way of a retry
+        queue, or rejected, which dead-letters it to the parking queue."""
         delivery = _delivery(queue, method, props, body)
-        try:
-            handler(delivery)
-        except Reject:
-            log.warning("transport.rejected", queue=queue, message_id=delivery.message_id, attempt=delivery.attempt)
+        decision = decide(delivery, handler, self.retry)
+        if decision.action is Action.PARK:
             ch.basic_reject(method.delivery_tag, requeue=False)
-        except Exception as exc:  # Retry or a failure: both are retried
-            if self.retry.exhausted(delivery.attempt):
-                log.warning("transport.parked", queue=queue, message_id=delivery.message_id,
-                            attempt=delivery.attempt, error=type(exc).__name__)
-                ch.basic_reject(method.delivery_tag, requeue=False)
-                return
-            log.info("transport.retry", queue=queue, message_id=delivery.message_id,
-                     attempt=delivery.attempt, error=type(exc).__name__)
+            return
+        if decision.action is Action.RETRY:
             # The copy is confirmed before the original is acked: a crash in between duplicates,
             # it never loses.
-            self.publish(retry_queue(queue, self.retry.delay_ms(delivery.attempt)), delivery.message_id,
+            self.publish(retry_queue(queue, decision.delay_ms), delivery.message_id,
                          body, {**delivery.headers, "x-attempt": delivery.attempt + 1})
-            ch.basic_ack(method.delivery_tag)
-        else:
-            ch.basic_ack(method.delivery_tag)
+        ch.basic_ack(method.delivery_tag)
 
     def parked(self, queue: str) -> list[Delivery]:
         """Reads the parking queue by getting every message unacked, then handing all back."""

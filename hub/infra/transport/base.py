@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from hub.domain.retry import RetryPolicy
+
 log = structlog.get_logger(__name__)
 
 PARKING_SUFFIX = ".parking"
@@ -47,7 +49,7 @@ class PublishNotConfirmed(TransportError):
 
 Handler = Callable[[Delivery], None]
 """Returns normally → ack; raises Retry (or any other exception) → delayed retry, up to
-max_attempts, then parking; raises Reject → parking at once."""
+max_attempts, then parking; raises Reject → parking at once (the rule: settle.decide)."""
 
 BatchHandler = Callable[[Sequence[Delivery]], None]
 """Returns normally → all acked; raises → each delivery is handed over again alone (a batch of one)
@@ -64,7 +66,7 @@ class Transport(Protocol):
     def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
         """Returns only once the broker has confirmed the message (durable).
 
-        Header values are kept to what both transports carry: str, int, float, bool, None."""
+        Header values are kept to what every transport carries: str, int, float, bool, None."""
 
     def publish_many(self, items: Sequence[Item]) -> None:
         """Publishes (queue, message_id, body, headers) items, confirmed as one batch."""
@@ -101,25 +103,17 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    delays_ms: tuple[int, ...] = (1000, 5000, 30000, 120000)
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or not self.delays_ms or min(self.delays_ms) < 0:
-            raise ValueError("retry policy needs max_attempts >= 1 and non-negative delays")
-
-    def delay_ms(self, attempt: int) -> int:
-        """The wait after failed attempt n (1-based): delays_ms[min(n-1, len-1)]."""
-        return self.delays_ms[min(max(attempt, 1) - 1, len(self.delays_ms) - 1)]
-
-    def exhausted(self, attempt: int) -> bool:
-        return attempt >= self.max_attempts
-
-
 def parking_queue(queue: str) -> str:
     return queue + PARKING_SUFFIX
+
+
+def fixed_schedule(retry: RetryPolicy) -> RetryPolicy:
+    """Checks a transport's retry policy: a failed message waits out one of delays_ms, a closed set
+    (RabbitMQ holds one retry queue per delay), so a policy with a back-off is refused rather than
+    quietly read as its schedule."""
+    if retry.backoff is not None:
+        raise ValueError("a transport retries on a fixed schedule (delays_ms), not a back-off")
+    return retry
 
 
 def batch_prefetch(queue: str, prefetch: int, max_batch: int, max_wait_ms: float) -> int:
@@ -130,22 +124,3 @@ def batch_prefetch(queue: str, prefetch: int, max_batch: int, max_wait_ms: float
     if prefetch < max_batch:
         log.warning("transport.prefetch_raised", queue=queue, prefetch=prefetch, max_batch=max_batch)
     return max(prefetch, max_batch)
-
-
-def open_transport(url: str, *, retry: RetryPolicy = RetryPolicy(), **kw: Any) -> Transport:
-    """amqp:// or amqps:// → RabbitMQ; sqlite:///path or embedded:///path → the embedded SQLite transport."""
-    scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
-    if not sep:
-        raise ValueError("broker URL needs a scheme: amqp://, amqps://, sqlite:/// or embedded:///")
-    if scheme in ("amqp", "amqps"):
-        from hub.infra.transport.amqp import AmqpTransport
-
-        return AmqpTransport(url, retry=retry, **kw)
-    if scheme in ("sqlite", "embedded"):
-        if not rest.startswith("/") or rest in ("/", "/:memory:"):
-            raise ValueError("the embedded transport needs a file: sqlite:///relative/path or sqlite:////absolute/path")
-        from hub.infra.transport.embedded import EmbeddedTransport
-
-        return EmbeddedTransport(rest[1:], retry=retry, **kw)
-    raise ValueError(f"unknown broker URL scheme {scheme!r}")

@@ -21,9 +21,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from hub.domain.retry import RetryPolicy
 from hub.infra.transport.base import (
-    BatchHandler, Delivery, Handler, Item, Reject, RetryPolicy, TransportError, batch_prefetch, parking_queue,
+    BatchHandler, Delivery, Handler, Item, TransportError, batch_prefetch, fixed_schedule, parking_queue,
 )
+from hub.infra.transport.settle import Action, decide
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +87,7 @@ class EmbeddedTransport:
         idle_max_s: float = 0.2,
     ) -> None:
         self.path = str(path)
-        self.retry = retry
+        self.retry = fixed_schedule(retry)
         self.lease_s = lease_s
         self._idle = (idle_min_s, idle_max_s)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -259,7 +261,7 @@ class EmbeddedTransport:
                     if self._give_back(stop, lease):
                         break
                     in_flight = [c.row_id]
-                    self._apply_rules(queue, c, handler, outcome)
+                    self._apply_rules(c, handler, outcome)
                     in_flight = []
                 if time.monotonic() - last_flush > 0.5:  # slow handlers: do not sit on acks
                     self._settle(queue, lease, outcome)
@@ -272,25 +274,15 @@ class EmbeddedTransport:
             outcome.unhandled = [c.row_id for c in claimed if c.row_id not in kept]
             self._settle(queue, lease, outcome)
 
-    def _apply_rules(self, queue: str, c: _Claim, handler: BatchHandler, outcome: _Outcome) -> None:
-        """One delivery alone through the handler: done, delayed retry, or parking."""
-        d = c.delivery
-        try:
-            handler([d])
-        except Reject:
-            log.warning("transport.rejected", queue=queue, message_id=d.message_id, attempt=d.attempt)
-            outcome.parked.append(c.row_id)
-        except Exception as exc:  # Retry or a failure: both are retried
-            if self.retry.exhausted(d.attempt):
-                log.warning("transport.parked", queue=queue, message_id=d.message_id,
-                            attempt=d.attempt, error=type(exc).__name__)
-                outcome.parked.append(c.row_id)
-            else:
-                log.info("transport.retry", queue=queue, message_id=d.message_id,
-                         attempt=d.attempt, error=type(exc).__name__)
-                outcome.retried.append((c.row_id, d.attempt))
-        else:
+    def _apply_rules(self, c: _Claim, handler: BatchHandler, outcome: _Outcome) -> None:
+        """One delivery alone through the handler (`decide`); what became of it goes in `outcome`."""
+        decision = decide(c.delivery, lambda d: handler([d]), self.retry)
+        if decision.action is Action.ACK:
             outcome.done.append(c.row_id)
+        elif decision.action is Action.RETRY:
+            outcome.retried.append((c.row_id, c.delivery.attempt, decision.delay_ms))
+        else:
+            outcome.parked.append(c.row_id)
 
     def _settle(self, queue: str, lease: float, outcome: _Outcome) -> None:
         if not outcome.ids():
@@ -301,10 +293,10 @@ class EmbeddedTransport:
         with self._engine.begin() as conn:
             if outcome.done:
                 conn.execute(delete(messages).where(t.id.in_(outcome.done), ours))
-            for row_id, attempt in outcome.retried:
+            for row_id, attempt, delay_ms in outcome.retried:
                 conn.execute(
                     update(messages).where(t.id == row_id, ours).values(
-                        attempt=attempt + 1, available_at=now + self.retry.delay_ms(attempt) / 1000.0,
+                        attempt=attempt + 1, available_at=now + delay_ms / 1000.0,
                         lease_until=None, redelivered=False)
                 )
             if outcome.parked:
@@ -379,10 +371,10 @@ class _Outcome:
     """What became of the rows of one claim since the last write."""
 
     done: list[int] = field(default_factory=list)
-    retried: list[tuple[int, int]] = field(default_factory=list)  # (row id, attempt that failed)
+    retried: list[tuple[int, int, int]] = field(default_factory=list)  # (row id, attempt that failed, delay ms)
     parked: list[int] = field(default_factory=list)
     unhandled: list[int] = field(default_factory=list)
     settled: set[int] = field(default_factory=set)  # written by an earlier _settle of this claim
 
     def ids(self) -> set[int]:
-        return {*self.done, *(r for r, _ in self.retried), *self.parked, *self.unhandled}
+        return {*self.done, *(r for r, _, _ in self.retried), *self.parked, *self.unhandled}
