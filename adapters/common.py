@@ -2,11 +2,27 @@
 their conformance runs (picking people from the synthetic population, recording checks)."""
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Any, Callable, Iterable
 
+import httpx
 import requests
 
 from hub.ports import Check, SourceConfig
+
+
+@functools.lru_cache(maxsize=None)
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings httpx would make for each client (trust store, environment), made once per
+    process and shared: loading the trust store is most of what building a client costs."""
+    return httpx.create_ssl_context()
+
+
+def http_client(config: SourceConfig) -> httpx.Client:
+    """An httpx client for one source: its timeout, a pool of `config.max_connections` kept alive."""
+    return httpx.Client(timeout=config.timeout_s, verify=tls_context(), limits=httpx.Limits(
+        max_connections=config.max_connections, max_keepalive_connections=config.max_connections))
 
 
 def pooled_session(config: SourceConfig) -> requests.Session:
@@ -19,7 +35,7 @@ def pooled_session(config: SourceConfig) -> requests.Session:
 
 
 class ClientEnricher:
-    """An Enricher (adapters.base) around one source client; subclasses set `name`, `contract`,
+    """An Enricher (hub.ports) around one source client; subclasses set `name`, `contract`,
     `contract_version` and define `applies` and `fetch`."""
 
     name: str

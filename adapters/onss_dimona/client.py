@@ -17,6 +17,7 @@ import zeep.exceptions
 from lxml import etree
 
 from hub.ports import SourceConfig, SourceRefused, SourceUnavailable
+from adapters.common import http_client
 from adapters.oauth import PrivateKeyJwt, TokenError
 from adapters.soap import soap_client
 
@@ -44,8 +45,7 @@ class DimonaClient:
         self.config = config
         root = config.url.rstrip("/")
         self.base = root + BASE
-        self.http = http or httpx.Client(timeout=config.timeout_s, limits=httpx.Limits(
-            max_connections=config.max_connections, max_keepalive_connections=config.max_connections))
+        self.http = http or http_client(config)
         self.auth = (PrivateKeyJwt(config.client_id, config.private_key_pem, root + TOKEN_PATH, [SCOPE])
                      if config.private_key_pem else None)
         self.validate = validate             # check answers against the contract (transient if not)

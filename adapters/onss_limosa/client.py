@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from hub.ports import SourceConfig, SourceRefused, SourceUnavailable
+from adapters.common import http_client
 from adapters.oauth import PrivateKeyJwt, TokenError
 from adapters.onss_limosa import contract
 
@@ -24,8 +25,7 @@ class LimosaClient:
         self.auth = PrivateKeyJwt(config.client_id, config.private_key_pem, base + contract.TOKEN_PATH,
                                   scopes=(contract.SCOPE,))
         self.base = base + contract.BASE_PATH
-        self.http = http or httpx.Client(timeout=config.timeout_s,
-                                         limits=httpx.Limits(max_connections=config.max_connections))
+        self.http = http or http_client(config)
 
     def _get(self, path: str, params: dict[str, str] | None = None, component: str = "DeclarationList",
              missing_ok: bool = False) -> Any:

@@ -1,7 +1,14 @@
-"""Loading the message contracts: every contracts/messages/<name>.schema.json, compiled once."""
+"""Loading the message contracts: every contracts/messages/<name>.schema.json, compiled once.
+
+Compiling a contract (checking the schema, building its walk plan and its fast validator) is the
+costly part of loading the registry, so a contract is compiled once per process for the same name
+and text, wherever the file lies (a copy of contracts/ compiles nothing again). A MessageContract
+is never changed after it is built, so sharing it is safe.
+"""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 from hub.domain.contracts import CONTRACT_SUFFIX, MessageContract
@@ -20,8 +27,14 @@ def load_contracts(messages_dir: Path) -> dict[str, MessageContract]:
         name = path.name[: -len(CONTRACT_SUFFIX)]
         source = f"{messages_dir.name}/{path.name}"
         try:
-            schema = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            json.loads(text)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise RegistryError(source, "/", f"not readable JSON: {exc}") from None
-        contracts[name] = MessageContract(name, schema, source=source)
+        contracts[name] = _compiled(name, source, text)
     return contracts
+
+
+@lru_cache(maxsize=128)
+def _compiled(name: str, source: str, text: str) -> MessageContract:
+    return MessageContract(name, json.loads(text), source=source)
