@@ -14,6 +14,12 @@ from sqlalchemy import create_engine, text
 
 from tests.support import AMQP_URL, PG_URL, SANDBOX_DIR, sqlite_store, start_hub
 
+# The CLI's consoles measure the terminal each time they print (the tests pass COLUMNS to each
+# invocation); a width in the environment when they are built, as pytest-xdist gives its workers
+# (COLUMNS=80), would fix it for good.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 
 def _unavailable(what: str, err: Exception):
     if os.environ.get("HUB_TEST_ALLOW_SKIP") == "1":

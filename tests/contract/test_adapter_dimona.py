@@ -9,21 +9,31 @@ import httpx
 import pytest
 import requests
 import respx
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hub.messaging.resilience import Resilient
-from hub.domain.retry import Backoff, RetryPolicy
-from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.oauth import generate_key
-from adapters.onss_dimona import ADAPTER, DimonaEnricher
+from adapters.onss_dimona import ADAPTER, DimonaEnricher, contract
 from adapters.onss_dimona import client as client_mod
-from adapters.onss_dimona import contract
-from adapters.onss_dimona.client import DimonaClient, PersonnelFileClient, personnel_file_request
+from adapters.onss_dimona.client import (
+    DimonaClient,
+    PersonnelFileClient,
+    personnel_file_request,
+)
 from adapters.onss_dimona.mapping import from_personnel_file, from_rest, to_record
 from adapters.onss_dimona.simulator import PUBLISHED_JOINT_COMMITTEES, rest_period
 from adapters.population import JOINT_COMMITTEES, Employment, Population
 from adapters.simulator import Faults, serve_in_thread
 from hub.domain.identifiers import make_enterprise_number
+from hub.domain.retry import Backoff, RetryPolicy
+from hub.messaging.resilience import Resilient
+from hub.ports import (
+    SimulatorConfig,
+    SourceConfig,
+    SourceRefused,
+    SourceUnavailable,
+    Subject,
+)
 
 POP = Population(2026)
 KEY, PUBLIC = generate_key()

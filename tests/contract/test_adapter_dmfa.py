@@ -13,9 +13,6 @@ from hypothesis import strategies as st
 from lxml import etree
 from starlette.responses import Response
 
-from hub.messaging.resilience import Resilient
-from hub.domain.retry import Backoff, RetryPolicy
-from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.onss_dmfa import ADAPTER, contract, mapping
 from adapters.onss_dmfa.client import DmfAClient, request_payload
 from adapters.onss_dmfa.enricher import DmfAEnricher, make_enricher
@@ -23,6 +20,15 @@ from adapters.onss_dmfa.simulator import answer_payload, dmfa_noss_number
 from adapters.population import JOINT_COMMITTEES, Population, Quarter
 from adapters.simulator import FaultInjector, Faults, serve_in_thread
 from adapters.soap import SOAP_ENV, parse_xml
+from hub.domain.retry import Backoff, RetryPolicy
+from hub.messaging.resilience import Resilient
+from hub.ports import (
+    SimulatorConfig,
+    SourceConfig,
+    SourceRefused,
+    SourceUnavailable,
+    Subject,
+)
 
 POP = Population()
 TODAY = POP.today

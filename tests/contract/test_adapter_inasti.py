@@ -1,41 +1,51 @@
 """INASTI SelfEmployed v2 adapter: contracts, client against the simulator, faults, hostile XML,
-conformance, and property tests of the mapping and of SsinType."""
+conformance (the property tests of the mapping and of SsinType: test_adapter_inasti_properties.py)."""
 from __future__ import annotations
 
 import http.server
 import threading
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 import requests
-import xmlschema
-from hypothesis import HealthCheck, given, settings, strategies as st
 from lxml import etree
-from zeep.helpers import serialize_object
 from zeep.plugins import HistoryPlugin
 
-from hub.messaging.resilience import Resilient
-from hub.domain.retry import Backoff, RetryPolicy
-from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.inasti import ADAPTER, SelfEmployedEnricher
 from adapters.inasti import contract as c
 from adapters.inasti import simulator as simmod
-from adapters.inasti.client import InvalidAnswer, SelfEmployedClient, ServerFault, SourceFault, endpoint
+from adapters.inasti.client import (
+    InvalidAnswer,
+    SelfEmployedClient,
+    ServerFault,
+    SourceFault,
+    endpoint,
+)
 from adapters.inasti.conformance import _request_xml, _wrong_check_digits
-from adapters.inasti.mapping import career_data, to_record
-from adapters.population import SOCIAL_INSURANCE_FUNDS, Person, Population, SelfEmployedPeriod
 from adapters.simulator import Faults, serve_in_thread
 from adapters.soap import SOAP_ENV
-from hub.domain.identifiers import is_valid_insz, make_insz
+from hub.domain.retry import Backoff, RetryPolicy
+from hub.messaging.resilience import Resilient
+from hub.ports import (
+    SimulatorConfig,
+    SourceConfig,
+    SourceRefused,
+    SourceUnavailable,
+    Subject,
+)
+from tests.support.inasti import POP, XSD  # noqa: F401
 
-POP = Population()
 SAMPLE = [insz for insz, _ in POP.sample(300)]
+
+
 WITH_CAREER = [i for i in SAMPLE if POP.person(i).self_employed]
+
+
 WITHOUT = [i for i in SAMPLE if not POP.person(i).self_employed]
+
+
 DAY = POP.today
-# validate against the repo copies, loaded independently of the adapter's cached schema
-XSD = xmlschema.XMLSchema(str(c.CONTRACTS_DIR / "inasti" / "self-employed-v2.xsd"))
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +70,6 @@ def client_for(sim, history=None, timeout_s=5.0, session=None) -> SelfEmployedCl
     return SelfEmployedClient(endpoint(sim.url), session or requests.Session(), timeout_s,
                               plugins=[history] if history else [])
 
-
-# ---- contracts ------------------------------------------------------------------------------------
 
 def test_contract_files_load_and_adapter_declares_them():
     assert ADAPTER.name == "inasti.self-employed" and ADAPTER.protocol == "SOAP"
@@ -126,8 +134,6 @@ def test_wsdl_and_schemas_served(sim):
     assert requests.get(endpoint(sim.url)).status_code == 404
 
 
-# ---- enricher: DATA_FOUND / NO_DATA_FOUND ----------------------------------------------------------
-
 def test_data_found_record(sim):
     enricher = ADAPTER.make_enricher(SourceConfig(sim.url))
     assert isinstance(enricher, SelfEmployedEnricher)
@@ -157,8 +163,6 @@ def test_applies_only_to_self_employed():
     assert enricher.applies(Subject(WITH_CAREER[0], DAY, self_employed=True))
     assert not enricher.applies(Subject(WITH_CAREER[0], DAY))
 
-
-# ---- faults ------------------------------------------------------------------------------------------
 
 def test_server_fault_is_unavailable(sim, faults):
     faults.update({"error_rate": 1.0})
@@ -220,8 +224,6 @@ def test_resilient_does_not_retry_a_refusal(sim):
         resilient.fetch(Subject(_wrong_check_digits(WITHOUT[0]), DAY))
     assert len(calls) == 1 and resilient.breaker.state == "closed"
 
-
-# ---- hostile and invalid answers (canned over a requests transport adapter) -------------------------
 
 class Canned(requests.adapters.BaseAdapter):
     def __init__(self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8"):
@@ -317,8 +319,6 @@ def test_answer_about_someone_else_is_unavailable():
         enricher.fetch(Subject(WITH_CAREER[0], DAY, self_employed=True))
 
 
-# ---- conformance -------------------------------------------------------------------------------------
-
 def test_conformance_passes_against_the_simulator(sim):
     checks = ADAPTER.conformance(SourceConfig(sim.url))
     assert len(checks) >= 6
@@ -329,75 +329,3 @@ def test_conformance_reports_a_down_source(sim, faults):
     faults.update({"down": True})
     checks = ADAPTER.conformance(SourceConfig(sim.url, timeout_s=2))
     assert not any(ch.passed for ch in checks if "DATA_FOUND" in ch.name)
-
-
-# ---- properties --------------------------------------------------------------------------------------
-
-class OnePerson:
-    def __init__(self, person: Person):
-        self._person = person
-
-    def person(self, insz: str) -> Person:
-        return self._person
-
-
-@st.composite
-def self_employed_people(draw) -> Person:
-    insz = make_insz(draw(st.dates(date(1940, 1, 1), date(2008, 12, 31))), draw(st.integers(1, 997)))
-    periods = []
-    for _ in range(draw(st.integers(1, 5))):
-        start = draw(st.dates(date(1970, 1, 1), date(2026, 10, 31)))
-        end = draw(st.none() | st.dates(start, date(2030, 12, 31)))
-        periods.append(SelfEmployedPeriod(start, end, draw(st.sampled_from(("main", "secondary"))),
-                                          draw(st.sampled_from(("active", "assimilated")))))
-    return Person(insz, (), (), (), tuple(periods), draw(st.none() | st.sampled_from(SOCIAL_INSURANCE_FUNDS)),
-                  draw(st.none() | st.booleans()))
-
-
-PARSER = SelfEmployedClient("http://source.invalid/x").zeep
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(self_employed_people(),
-                 st.integers(0, 5000).map(lambda i: POP.person(POP.sample(1, start=i)[0][0]))))
-def test_mapping_is_valid_and_lossless(person):
-    request = etree.fromstring(_request_xml(person.insz)).find(f".//{c.REQUEST}")
-    response = simmod.answer(request, OnePerson(person), "2026-11-01T10:00:00Z")
-    XSD.validate(response)
-    parsed = serialize_object(PARSER.get_element(c.RESPONSE).parse(response, PARSER.wsdl.types), target_cls=dict)
-    record = to_record(parsed, person.insz, datetime.now(timezone.utc), 1.0)
-    c.enrichment_validator().validate(record.data)
-    if not person.self_employed:
-        assert record.status == "no_data"
-        return
-    assert record.status == "found"
-    want = sorted((p.start.isoformat(), p.end.isoformat() if p.end else "", p.kind, p.status)
-                  for p in person.self_employed)
-    got = sorted((p["start"], p["end"] or "", p["occupation"], p["kind"]) for p in record.data["career_periods"])
-    assert got == want
-    assert record.data["social_insurance_fund"] == person.social_insurance_fund
-    assert record.data["contributions_paid"] == person.contributions_paid
-    assert career_data(parsed["result"]) == record.data
-
-
-@settings(max_examples=300)
-@given(st.dates(date(1900, 1, 1), date(2099, 12, 31)), st.integers(1, 997), st.sampled_from((0, 20, 40)))
-def test_generated_insz_match_ssin_type(birth, serial, offset):
-    insz = make_insz(birth, serial, month_offset=offset)
-    assert is_valid_insz(insz)
-    assert c.ssin_type().is_valid(insz)
-
-
-@settings(max_examples=500)
-@given(st.text(alphabet="0123456789", min_size=11, max_size=11))
-def test_ssin_type_accepts_every_valid_insz(value):
-    if is_valid_insz(value):
-        assert c.ssin_type().is_valid(value)
-    if not c.ssin_type().is_valid(value):
-        assert not is_valid_insz(value)
-
-
-@given(st.text(max_size=14))
-def test_ssin_type_refuses_what_is_not_eleven_digits(value):
-    if not (len(value) == 11 and value.isascii() and value.isdigit()):
-        assert not c.ssin_type().is_valid(value)

@@ -12,7 +12,6 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable, Subject
 from adapters.oauth import generate_key
 from adapters.onss_limosa import ADAPTER, contract, mapping
 from adapters.onss_limosa.client import LimosaClient
@@ -20,6 +19,13 @@ from adapters.onss_limosa.enricher import LimosaEnricher, make_enricher
 from adapters.onss_limosa.simulator import declaration
 from adapters.population import COUNTRIES, SECTORS, Population, Posting
 from adapters.simulator import Faults, serve_in_thread
+from hub.ports import (
+    SimulatorConfig,
+    SourceConfig,
+    SourceRefused,
+    SourceUnavailable,
+    Subject,
+)
 
 POP = Population()
 TODAY = POP.today

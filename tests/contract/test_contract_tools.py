@@ -7,10 +7,15 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from hub.registry.catalogue import ContractFileMissing, UnknownContract, UnsafeDocument, load_catalogue
-from hub.interfaces.cli.main import app
 from hub.domain.errors import RegistryError
+from hub.interfaces.cli.main import app
 from hub.registry import default_contracts_dir
+from hub.registry.catalogue import (
+    ContractFileMissing,
+    UnknownContract,
+    UnsafeDocument,
+    load_catalogue,
+)
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}

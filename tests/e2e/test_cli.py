@@ -57,7 +57,7 @@ def test_audit_verify_and_tail(tmp_path, monkeypatch):
 
 
 def test_a_store_not_migrated_is_a_message_and_exit_2(tmp_path, monkeypatch, capsys):
-    """The installed `wib-hub` command (hub.cli:main): no traceback, no SQL, a hint."""
+    """The installed `wib-hub` command (hub.interfaces.cli.main:main): no traceback, no SQL, a hint."""
     import sys
 
     from hub.interfaces.cli.main import main

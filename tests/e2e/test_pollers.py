@@ -1,6 +1,6 @@
 """DVZ and regional back-office pollers: back office ↔ hub, at least once, no loss, no duplicate.
 
-The hub runs in-process (embedded store and transport, fixture `local_hub`); the back offices are
+The hub runs in-process (SQLite store, in-memory transport: fixture `local_hub`); the back offices are
 the simulator on real HTTP. Every request the poller sends to a back office and every answer the
 simulator gives is checked against contracts/backoffice/backoffice-v1.openapi.yaml.
 """
@@ -13,23 +13,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-import respx
-import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from adapters.backoffice import DVZ_FLOWS, REGION_FLOWS, contract
-from adapters.backoffice.cli import SettingsError, poller_from_env
-from adapters.backoffice.client import BackOfficeClient, HubApi, HubRefused, HubUnavailable, event_from_json
-from adapters.backoffice.poller import Poller, StateFile, hub_message_id, to_hub_message
-from adapters.backoffice.simulator import SIMULATOR_API_KEY, make_back_office, synthetic_event
-from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable
-from adapters.dvz import ADAPTER as DVZ_ADAPTER
-from adapters.regions import ADAPTER as REGIONS_ADAPTER
-from adapters.simulator import FaultInjector, Faults, serve_in_thread
+from adapters.backoffice.client import (
+    BackOfficeClient,
+    HubApi,
+)
+from adapters.backoffice.poller import Poller, hub_message_id
+from adapters.backoffice.simulator import (
+    SIMULATOR_API_KEY,
+    make_back_office,
+    synthetic_event,
+)
+from adapters.simulator import Faults, serve_in_thread
 from hub.domain import samples
-
-FLANDERS = "region.flanders"
+from tests.support.pollers import FLANDERS, add_events  # noqa: F401
 
 
 class Crash(Exception):
@@ -46,8 +44,6 @@ def crash_at(point: str, after: int = 1):
                 raise Crash(point)
     return fault
 
-
-# ---- contract checks on the wire ----
 
 class ContractRecorder:
     """httpx event hooks: every request to and answer from a back office, checked against the contract."""
@@ -112,12 +108,6 @@ def make_poller(local_hub, offices, wire, tmp_path):
     return make
 
 
-def add_events(url: str, *events: dict) -> list[dict]:
-    r = httpx.post(f"{url}/_sim/events", json={"events": list(events)})
-    assert r.status_code == 201, r.text
-    return r.json()["events"]
-
-
 def received(url: str) -> dict:
     return httpx.get(f"{url}/_sim/received").json()
 
@@ -143,8 +133,6 @@ def drain(poller: Poller, url: str, count: int, timeout: float = 15.0) -> list[d
 def inbox_ids(hub, party: str) -> list[str]:
     return [i["message_id"] for i in hub.get(party, "/v1/inbox").json()["items"]]
 
-
-# ---- end to end ----
 
 def test_events_become_hub_messages_and_deliveries_reach_the_back_office(local_hub, offices, make_poller, wire):
     region, dvz = make_poller(FLANDERS), make_poller("dvz")
@@ -274,166 +262,6 @@ def test_poller_loop_on_a_real_http_hub_backs_off_and_recovers(local_hub, office
     finally:
         dvz_office.stop()
         hub_server.stop()
-
-
-# ---- conformance ----
-
-@pytest.mark.parametrize("adapter", [DVZ_ADAPTER, REGIONS_ADAPTER], ids=lambda a: a.name)
-def test_conformance_passes_against_the_simulator(adapter):
-    app = adapter.make_simulator(SimulatorConfig(population=None, faults=Faults()))
-    assert isinstance(app, FaultInjector) and adapter.protocol == "REST" and adapter.make_enricher is None
-    sim = serve_in_thread(adapter.name, app)
-    try:
-        party = "dvz" if adapter is DVZ_ADAPTER else FLANDERS
-        flow = "single-permit.residence-decision" if party == "dvz" else "single-permit.admissible-to-dvz"
-        add_events(sim.url, *[synthetic_event(party, flow, f"WIB-2026-{n:06d}") for n in range(1, 8)])
-        checks = adapter.conformance(SourceConfig(url=sim.url))
-        assert len(checks) >= 10
-        assert [c for c in checks if not c.passed] == []
-    finally:
-        sim.stop()
-
-
-def test_conformance_reports_a_wrong_key_and_a_dead_endpoint(monkeypatch):
-    sim = serve_in_thread("dvz", make_back_office("dvz", api_key="another-key"))
-    try:
-        failed = {c.name for c in DVZ_ADAPTER.conformance(SourceConfig(url=sim.url)) if not c.passed}
-        assert "events: a page valid against EventPage" in failed and "hub-messages: API key required" not in failed
-        monkeypatch.setenv("BACKOFFICE_API_KEY", "another-key")
-        assert all(c.passed for c in DVZ_ADAPTER.conformance(SourceConfig(url=sim.url)))
-    finally:
-        sim.stop()
-    dead = DVZ_ADAPTER.conformance(SourceConfig(url=sim.url, timeout_s=0.5))
-    assert dead and not any(c.passed for c in dead)
-
-
-# ---- HTTP edge cases (respx) ----
-
-HUB = "http://hub.test"
-OFFICE = "http://office.test"
-
-
-@respx.mock
-def test_hub_api_refreshes_the_token_once_on_401_and_types_its_errors():
-    tokens = iter(["t1", "t2"])
-    respx.post(f"{HUB}/oauth/token").mock(side_effect=lambda r: httpx.Response(
-        200, json={"access_token": next(tokens), "expires_in": 300}))
-    send = respx.post(f"{HUB}/v1/messages").mock(side_effect=[
-        httpx.Response(401, json={"error": "token_expired"}),
-        httpx.Response(202, json={"message_id": "m", "duplicate": False}),
-        httpx.Response(409, json={"error": "invalid_transition", "detail": "no"}),
-        httpx.Response(503, json={"error": "unavailable"}),
-        httpx.TimeoutException("slow"),
-        httpx.Response(200, content=b"{not json"),
-    ])
-    hub = HubApi("dvz", "secret", HUB)
-    assert hub.send({"flow": "x.y", "payload": {}})["message_id"] == "m"
-    assert [c.request.headers["authorization"] for c in send.calls] == ["Bearer t1", "Bearer t2"]
-    with pytest.raises(HubRefused) as refused:
-        hub.send({"flow": "x.y", "payload": {}})
-    assert refused.value.code == "invalid_transition" and isinstance(refused.value, SourceRefused)
-    for _ in range(3):
-        with pytest.raises(SourceUnavailable):
-            hub.send({"flow": "x.y", "payload": {}})
-
-
-@respx.mock
-def test_hub_api_wrong_secret_is_refused_and_token_endpoint_down_is_transient():
-    respx.post(f"{HUB}/oauth/token").mock(side_effect=[
-        httpx.Response(401, json={"error": "invalid_client"}), httpx.Response(503)])
-    with pytest.raises(HubRefused):
-        HubApi("dvz", "wrong", HUB).inbox()
-    with pytest.raises(HubUnavailable):
-        HubApi("dvz", "secret", HUB).inbox()
-
-
-@respx.mock
-def test_back_office_client_types_errors_and_checks_answers():
-    respx.get(f"{OFFICE}/events").mock(side_effect=[
-        httpx.Response(200, content=b'{"events": [', headers={"content-type": "application/json"}),
-        httpx.Response(200, json={"events": [{"event_id": "e 1"}], "cursor": "1"}),   # breaks the contract
-        httpx.Response(503), httpx.Response(401, json={"error": "not_authenticated"}),
-        httpx.ConnectError("refused"),
-        httpx.Response(400, json={"error": "invalid_cursor"}),
-    ])
-    client = BackOfficeClient("dvz", OFFICE, "k")
-    for _ in range(5):
-        with pytest.raises(SourceUnavailable):
-            client.events_since(None)
-    with pytest.raises(SourceRefused):
-        client.events_since("zz")
-    with pytest.raises(SourceRefused):                              # an item the contract cannot carry
-        client.deliver({"message_id": "m"})
-
-
-# ---- mapping, state, settings ----
-
-_ids = st.from_regex(r"[A-Za-z0-9._:-]{1,64}", fullmatch=True)
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
-                     max_leaves=10)
-_events = st.fixed_dictionaries(
-    {"event_id": _ids, "flow": st.sampled_from(sorted(DVZ_FLOWS | REGION_FLOWS)), "payload": st.dictionaries(
-        st.text(max_size=10), _json, max_size=4), "occurred_at": st.just("2026-02-01T10:00:00+01:00")},
-    optional={"dossier_id": st.text(min_size=1, max_size=36), "correlation_id": st.text(max_size=64),
-              "recipients": st.lists(st.sampled_from(["dvz", FLANDERS, "portal"]), min_size=1, max_size=3)})
-
-
-@settings(max_examples=200, deadline=None)
-@given(event=_events, party=st.sampled_from(["dvz", *[f"region.{r}" for r in ("flanders", "wallonia")]]))
-def test_event_to_hub_message_is_deterministic_lossless_and_a_valid_hub_body(event, party):
-    from hub.interfaces.api.authorities import MessageIn
-    assert contract.errors("Event", event) == []
-    message = to_hub_message(party, event_from_json(event), event.get("recipients"))
-    MessageIn.model_validate(message)                               # the hub's own request model
-    assert message["message_id"] == to_hub_message(party, event_from_json(event))["message_id"]
-    assert message["message_id"] != hub_message_id("other-party", event["event_id"])
-    for key in ("flow", "payload", "dossier_id", "correlation_id", "recipients"):
-        assert message.get(key) == event.get(key)
-
-
-@settings(max_examples=50, deadline=None)
-@given(cursor=st.none() | _ids, acked=st.none() | _ids)
-def test_state_file_round_trips_and_leaves_no_temp_file(tmp_path_factory, cursor, acked):
-    d = tmp_path_factory.mktemp("state")
-    state = StateFile.open(d, "dvz")
-    state.cursor, state.acked = cursor, acked
-    state.save()
-    again = StateFile.open(d, "dvz")
-    assert (again.cursor, again.acked) == (cursor, acked)
-    assert [p.name for p in d.iterdir()] == ["dvz.state.json"]
-
-
-def test_declared_flows_are_those_the_flow_registry_lets_each_party_send():
-    from fnmatch import fnmatch
-    registry = {}
-    for f in (Path(__file__).resolve().parents[2] / "contracts" / "flows").glob("*.yaml"):
-        spec = yaml.safe_load(f.read_text())
-        registry[spec["id"]] = spec["senders"]
-
-    def sends(party: str) -> set[str]:
-        return {flow for flow, senders in registry.items() if any(fnmatch(party, s) for s in senders)}
-    assert DVZ_FLOWS == sends("dvz")
-    assert REGION_FLOWS == sends(FLANDERS) == sends("region.german-speaking")
-
-
-def test_poller_settings_from_environment(tmp_path):
-    with pytest.raises(SettingsError):
-        poller_from_env("dvz", DVZ_FLOWS, {"BACKOFFICE_URL": "http://x", "BACKOFFICE_API_KEY": "k"})
-    p = poller_from_env("region.wallonia", REGION_FLOWS, {
-        "POLLER_CLIENT_SECRET": "s", "BACKOFFICE_URL": "http://office", "BACKOFFICE_API_KEY": "k",
-        "POLLER_STATE_DIR": str(tmp_path), "HUB_URL": "http://hub", "POLLER_INTERVAL_SECONDS": "0.5"})
-    assert (p.party, p.hub.client_id, p.interval_s, p.state_dir) == ("region.wallonia", "region.wallonia", 0.5,
-                                                                      tmp_path)
-
-
-def test_contract_components_resolve_and_simulator_answers_follow_them():
-    doc = contract.document()
-    assert doc["openapi"].startswith("3.1")
-    for name in doc["components"]["schemas"]:
-        contract.validator(name).check_schema(contract.validator(name).schema)
-    with pytest.raises(contract.ContractViolation):
-        contract.check("HubMessage", {"message_id": "m"})
 
 
 def test_module_entry_runs_one_pass_from_environment(local_hub, offices, tmp_path):

@@ -1,6 +1,6 @@
 """Tamper-evident audit trail: signed checkpoints, verify, export bundles, PostgreSQL protection.
 
-(The same tests on PostgreSQL and RabbitMQ.)"""
+(Here: the tests that run on PostgreSQL and RabbitMQ as well as locally.)"""
 from __future__ import annotations
 
 import uuid

@@ -2,7 +2,7 @@
 optional mTLS header and per-party rate limits — and the attacks on them, each refused with one
 `rejected` audit event and nothing else stored.
 
-(The same tests on PostgreSQL and RabbitMQ.)"""
+(Here: the tests that run on PostgreSQL and RabbitMQ as well as locally.)"""
 from __future__ import annotations
 
 import pytest

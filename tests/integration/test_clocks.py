@@ -3,7 +3,7 @@
 start / stop / reminder / expiry / deemed authorisation with an injected time, on a real store and a
 real hub.
 
-(The same tests on PostgreSQL and RabbitMQ.)"""
+(Here: the tests that run on PostgreSQL and RabbitMQ as well as locally.)"""
 from __future__ import annotations
 
 import dataclasses

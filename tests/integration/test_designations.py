@@ -2,7 +2,7 @@
 (contracts/designations.yaml), its checks at start-up, its enforcement on every read of an inbox or
 a dossier, and the list kept for the supervisory authority (`wib-hub designations list`).
 
-(The same tests on PostgreSQL and RabbitMQ.)"""
+(Here: the tests that run on PostgreSQL and RabbitMQ as well as locally.)"""
 from __future__ import annotations
 
 from hub.domain.categories import SPECIAL_CATEGORIES

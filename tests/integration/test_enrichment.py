@@ -1,7 +1,7 @@
 """Art. 14 enrichment: resilience parts alone, then the content enricher in the message path —
 including a source that goes down and comes back (the dossier waits, then completes by itself).
 
-(The same tests on PostgreSQL and RabbitMQ.)"""
+(Here: the tests that run on PostgreSQL and RabbitMQ as well as locally.)"""
 from __future__ import annotations
 
 import pytest

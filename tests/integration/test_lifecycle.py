@@ -2,7 +2,7 @@
 the anonymous statistics fact (Art. 31–32), appeals, impossible moves, and the professional-card
 procedure that opens on its start date (Art. 34, 36).
 
-(The same tests on PostgreSQL and RabbitMQ.)"""
+(Here: the tests that run on PostgreSQL and RabbitMQ as well as locally.)"""
 from __future__ import annotations
 
 from sqlalchemy import select

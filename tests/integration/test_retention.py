@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import pytest
@@ -37,12 +37,12 @@ from hub.infra.store.schema import (
 )
 from hub.infra.store.unit_of_work import UnitOfWork
 from hub.lifecycle import retention
+from tests.support.retention import DOSSIER_TABLES, UTC, _count  # noqa: F401
 
-UTC = timezone.utc
 T0 = datetime(2024, 1, 10, 9, 0, tzinfo=UTC)
+
+
 PERSONAL = ("85073003328", "EP1234567", "Ana", "Kowalska")   # what must never reach the audit trail
-DOSSIER_TABLES = {"messages": messages, "deliveries": deliveries, "enrichments": enrichments,
-                  "dossier_clocks": dossier_clocks}
 
 
 def message_ids(did: str) -> list[str]:
@@ -157,11 +157,6 @@ def store(store_url, tmp_path):
     engine.dispose()
 
 
-def _count(conn, table, did: str) -> int:
-    column = table.c.id if table is dossiers else table.c.dossier_id
-    return conn.execute(select(func.count()).select_from(table).where(column == did)).scalar_one()
-
-
 def _rows_of(engine, did: str) -> dict[str, int]:
     with engine.connect() as conn:
         counts = {name: _count(conn, t, did) for name, t in DOSSIER_TABLES.items()}
@@ -176,6 +171,8 @@ def _rows_of(engine, did: str) -> dict[str, int]:
 
 FULL = {"dossiers": 1, "messages": 2, "outbox": 2, "deliveries": 3, "enrichment_jobs": 1, "enrichments": 2,
         "dossier_clocks": 1}
+
+
 GONE = dict.fromkeys(FULL, 0)
 
 
@@ -370,70 +367,3 @@ def test_cli_dry_run_lists_and_deletes_nothing_then_a_real_run_deletes(store, mo
     table = runner.invoke(app, ["retention", "run", "--now", when, "--allow-future"])
     assert table.exit_code == 0 and "deleted 0 dossiers" in table.output, table.output
     assert audit.verify(engine).intact
-
-
-# --- through the real pipeline -------------------------------------------------------------------
-
-def test_real_dossiers_through_the_api_ten_years_on(local_hub):
-    """Dossiers driven by the parties' messages (granted, refused, appeal pending, undecided); ten
-    years and a day later the granted and the refused one are gone, everywhere, and nothing else."""
-    from hub.domain import samples
-    from hub.interfaces.cli.demo import DemoClient, procedure
-    hc = local_hub
-    c = DemoClient(hc.http, hc.secrets)
-    c.load_flows()
-    procedure(c)   # A: granted and notified; B: residence refused, work still open (undecided)
-
-    def refused(serial: int) -> str:
-        d = c.apply(samples.synthetic_application(serial))
-        c.send("region.flanders", "single-permit.admissible-to-dvz", samples.sample_admissibility_decision(d))
-        c.send("dvz", "single-permit.residence-decision", samples.sample_residence_decision(d, outcome="refused"))
-        c.send("region.flanders", "single-permit.work-decision", samples.sample_work_decision(d, outcome="refused"))
-        c.send("dvz", "single-permit.single-act-notified",
-               samples.sample_single_act(d, residence_outcome="refused", work_outcome="refused"))
-        return d
-    refused_id, appealed_id = refused(3), refused(4)
-    c.send("dvz", "single-permit.appeal-lodged", samples.sample_appeal_lodged(appealed_id))
-    engine = hc.hub.engine
-    with engine.connect() as conn:
-        rows = {r.id: r for r in conn.execute(select(dossiers))}
-        facts = conn.execute(select(func.count()).select_from(stats_facts)).scalar_one()
-    granted_id = next(i for i, r in rows.items() if r.state == "notified" and r.work_outcome == "granted")
-    undecided_id = next(i for i, r in rows.items() if r.state == "residence_decided")
-    assert rows[appealed_id].state == "appeal_pending" and rows[appealed_id].retain_until is None
-    assert rows[refused_id].retain_until is not None and rows[undecided_id].retain_until is None
-    with engine.connect() as conn:
-        mids = {did: conn.execute(select(messages.c.id).where(messages.c.dossier_id == did)).scalars().all()
-                for did in rows}
-    before = {did: _rows_of_api(engine, did, mids[did]) for did in rows}
-    assert before[granted_id]["enrichments"] > 0 and before[granted_id]["deliveries"] > 0
-
-    later = datetime.now(UTC).replace(year=datetime.now(UTC).year + 10) + timedelta(days=1)
-    assert {d.id for d in retention.expired(engine, later)} == {granted_id, refused_id}
-    result = retention.run(hc.hub.work, later)
-    assert result.dossiers == 2 and result.by_rule == {"granted": 1, "negative": 1}
-    for did in (granted_id, refused_id):
-        assert set(_rows_of_api(engine, did, mids[did]).values()) == {0}, did
-    for did in (undecided_id, appealed_id):
-        assert _rows_of_api(engine, did, mids[did]) == before[did]
-    gone = {rows[granted_id].subject_insz, rows[refused_id].subject_insz}
-    with engine.connect() as conn:
-        left = json.dumps([list(map(str, r)) for t in (dossiers, messages, deliveries, enrichments)
-                           for r in conn.execute(select(t))])
-        assert conn.execute(select(func.count()).select_from(stats_facts)).scalar_one() == facts
-    assert not any(insz in left for insz in gone)          # no trace of the two people in any payload
-    r = hc.get("dvz", f"/v1/dossiers/{granted_id}")
-    assert r.status_code == 404 and r.json()["error"] == "unknown_dossier"
-    assert hc.get("dvz", f"/v1/dossiers/{appealed_id}").status_code == 200
-    assert audit.verify(engine).intact
-
-
-def _rows_of_api(engine, did: str, mids: list[str]) -> dict[str, int]:
-    with engine.connect() as conn:
-        counts = {name: _count(conn, t, did) for name, t in DOSSIER_TABLES.items()}
-        counts["dossiers"] = _count(conn, dossiers, did)
-        counts["outbox"] = conn.execute(select(func.count()).select_from(outbox)
-                                        .where(outbox.c.message_id.in_(mids))).scalar_one()
-        counts["enrichment_jobs"] = conn.execute(select(func.count()).select_from(enrichment_jobs)
-                                                 .where(enrichment_jobs.c.message_id.in_(mids))).scalar_one()
-    return counts

@@ -1,7 +1,7 @@
 """Data-subject rights (Art. 28–29; GDPR arts. 12, 15–21): request → dated acknowledgment → routed to
 the competent controller → overdue after a month → export of that person's data only → answered.
 
-(The same tests on PostgreSQL and RabbitMQ.)"""
+(Here: the tests that run on PostgreSQL and RabbitMQ as well as locally.)"""
 from __future__ import annotations
 
 import json

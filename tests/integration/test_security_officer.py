@@ -1,6 +1,6 @@
 """The security officer's tools (audit search and report) and the record of processing (GDPR art. 30).
 
-(The same tests on PostgreSQL and RabbitMQ.)"""
+(Here: the tests that run on PostgreSQL and RabbitMQ as well as locally.)"""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone

@@ -2,7 +2,7 @@
 every breakdown, median and p90, small-cell suppression, the Eurostat file, the API's recipients
 and the `wib-hub stats` commands.
 
-(The same tests on PostgreSQL and RabbitMQ.)"""
+(Here: the tests that run on PostgreSQL and RabbitMQ as well as locally.)"""
 from __future__ import annotations
 
 import csv

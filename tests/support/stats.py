@@ -33,7 +33,7 @@ NAT_WEIGHTS = [30, 22, 18, 12, 10, 3, 2, 2, 1, 1, 1, 1, 4]
 
 
 def population(n: int = 420, seed: int = 862) -> list[dict]:
-    """n facts as the lead's hub/stats/facts.py writes them, drawn from a seeded generator."""
+    """n facts as hub/domain/statistics.py makes them, drawn from a seeded generator."""
     rnd = random.Random(seed)
     facts = []
     for _ in range(n):

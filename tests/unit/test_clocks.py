@@ -127,7 +127,7 @@ def test_a_missing_or_unreadable_file_is_refused(tmp_path):
 
 
 def test_the_hub_does_not_start_with_a_wrong_rules_file(tmp_path):
-    """Needs hub/bootstrap.py to load the rules at start-up (`hub.clocks = load_clocks(...)`)."""
+    """Needs hub/bootstrap.py to load the rules at start-up (hub.registry.load: contracts.clocks)."""
     from hub.bootstrap import build_hub
     from tests.support import hub_settings
     contracts = _copy(tmp_path, _set("rules.0.holder", "nobody"))

@@ -5,7 +5,7 @@ same for every person of the recipient (designated or not, and its back-office s
 party × every read endpoint. What the files allow must work; everything else is a 403 (or, for
 a flow that is switched off, a 422) with one `rejected` audit event and nothing stored.
 
-The expectations are read from the YAML here, independently of hub/policy.py, so a new flow or
+The expectations are read from the YAML here, independently of hub/domain/policy.py, so a new flow or
 party is covered without touching this file.
 """
 from __future__ import annotations
