@@ -3,10 +3,12 @@
 
     .venv/bin/python benchmarks/audit.py [--appends N] [--batch B] [--verify-events N] [--only sqlite|postgres]
 
-Append: `hub.audit.append` as the hub calls it, with checkpoints signed every 1,000 events
-(Ed25519, default N; T = 60 s), B events per transaction (batched, as group commit does) and,
-for reference, one event per transaction. Events look like the hub's (flow, message, dossier,
-actor, recipient, purpose, legal bases, data categories, payload hash).
+Append: `hub.audit.chain.append` as the hub calls it, through the store's unit of work
+(`UnitOfWork.transaction`: the events recorded, appended at commit) with its CheckpointPolicy:
+checkpoints signed every 1,000 events (Ed25519, default N; T = 60 s), B events per transaction
+(batched, as group commit does) and, for reference, one event per transaction. Events look like
+the hub's (flow, message, dossier, actor, recipient, purpose, legal bases, data categories,
+payload hash).
 Verify: a chain of N events (default 1,000,000) checked by `hub.audit.verify` — every event's
 own hash, every link, every checkpoint's signature and interval digest — with 1 process and with
 one per CPU. SQLite: a file in a temporary directory; PostgreSQL: a fresh schema, dropped after
@@ -17,24 +19,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sqlalchemy import create_engine, text  # noqa: E402
-
-from hub import audit  # noqa: E402
-from hub.audit import checkpoints  # noqa: E402
-from hub.audit.chain import AuditEvent  # noqa: E402
-from hub.infra.store import migrate, open_engine  # noqa: E402
-from hub.infra.store.db import normalise_url  # noqa: E402
-
-PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from bench.services import add_service_options, temp_schema
+from hub import audit
+from hub.audit import AuditEvent, CheckpointPolicy
+from hub.audit.checkpoints import Signer, ensure_key
+from hub.infra.store import migrate, open_engine
+from hub.infra.store.unit_of_work import UnitOfWork
 
 
 def events(first: int, n: int) -> list[AuditEvent]:
@@ -45,41 +41,44 @@ def events(first: int, n: int) -> list[AuditEvent]:
             for i in range(first, first + n)]
 
 
-def fill(engine, total: int, batch: int) -> float:
+def fill(work: UnitOfWork, total: int, batch: int) -> float:
+    """Append `total` events, `batch` per transaction; the seconds it took."""
     start = time.perf_counter()
     done = 0
     while done < total:
         n = min(batch, total - done)
         evs = events(done, n)
-        with engine.begin() as conn:
-            audit.append(conn, evs, datetime.now(timezone.utc))
+        with work.transaction() as tx:
+            tx.record(evs)
         done += n
     return time.perf_counter() - start
 
 
-def bench_store(name: str, url: str, signer, args) -> dict:
+def bench_store(name: str, url: str, signer: Signer, args: argparse.Namespace) -> dict[str, Any]:
     engine = open_engine(url)
     migrate(engine)
-    checkpoints.configure(engine, signer, 1000, 60.0)
-    out: dict = {"store": name}
-    # pre-build the events outside the timing? No: building AuditEvent objects is the caller's cost
-    secs = fill(engine, args.appends, args.batch)
-    out["batched"] = args.appends / secs
-    secs = fill(engine, args.single, 1)
-    out["single"] = args.single / secs
-    if args.verify_events:
-        have = args.appends + args.single
-        if args.verify_events > have:
-            fill(engine, args.verify_events - have, 2000)
-        for workers in (1, os.cpu_count() or 1):
-            t = time.perf_counter()
-            report = audit.verify(engine, public_key=signer.public_key, workers=workers)
-            out[f"verify_{workers}"] = time.perf_counter() - t
-            assert report.intact, report
-        out["verified"] = report.count
-        out["checkpoints"] = report.checkpoints
-    checkpoints.configure(engine, None)
-    engine.dispose()
+    work = UnitOfWork(engine, CheckpointPolicy(signer, every_events=1000, every_seconds=60.0))
+    out: dict[str, Any] = {"store": name}
+    try:
+        # building the AuditEvent objects is inside the timing: it is the caller's cost
+        secs = fill(work, args.appends, args.batch)
+        out["batched"] = args.appends / secs
+        secs = fill(work, args.single, 1)
+        out["single"] = args.single / secs
+        if args.verify_events:
+            have = args.appends + args.single
+            if args.verify_events > have:
+                fill(work, args.verify_events - have, 2000)
+            for workers in (1, os.cpu_count() or 1):
+                t = time.perf_counter()
+                report = audit.verify(engine, public_key=signer.public_key, workers=workers)
+                out[f"verify_{workers}"] = time.perf_counter() - t
+                assert report.intact, report
+            out["verified"] = report.count
+            out["checkpoints"] = report.checkpoints
+    finally:
+        work.close()
+        engine.dispose()
     return out
 
 
@@ -90,30 +89,20 @@ def main() -> None:
     p.add_argument("--single", type=int, default=5_000)
     p.add_argument("--verify-events", type=int, default=1_000_000)
     p.add_argument("--only", choices=["sqlite", "postgres"])
-    p.add_argument("--database-url", default=PG_URL)
+    add_service_options(p, broker=False)
     args = p.parse_args()
     print(f"{platform.python_version()} on {os.cpu_count()} CPUs; {args.appends:,} appends in batches of "
           f"{args.batch}, {args.single:,} single; verify {args.verify_events:,}")
     with tempfile.TemporaryDirectory() as tmp:
-        signer = checkpoints.ensure_key(Path(tmp) / "audit.pem")
+        signer = ensure_key(Path(tmp) / "audit.pem")
         results = []
         if args.only in (None, "sqlite"):
             results.append(bench_store("sqlite", f"sqlite:///{tmp}/hub.db", signer, args))
             print(results[-1], flush=True)
         if args.only in (None, "postgres"):
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(normalise_url(args.database_url))
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            sep = "&" if "?" in args.database_url else "?"
-            try:
-                results.append(bench_store("postgres", f"{args.database_url}{sep}options=-csearch_path%3D{schema}",
-                                           signer, args))
-                print(results[-1], flush=True)
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
+            with temp_schema(args.database_url) as schema:
+                results.append(bench_store("postgres", schema.url, signer, args))
+            print(results[-1], flush=True)
     cpus = os.cpu_count() or 1
     print(f"\n| store | appends/s batched ({args.batch}/tx) | appends/s single | verify {args.verify_events:,}: "
           f"1 process | {cpus} processes |\n|---|---:|---:|---:|---:|")

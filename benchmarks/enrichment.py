@@ -17,22 +17,20 @@ from __future__ import annotations
 import argparse
 import csv
 import multiprocessing as mp
-import os
 import platform
 import resource
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hub.ports import Resilient, SimulatorConfig, SourceConfig, load_adapters  # noqa: E402
-from adapters.oauth import generate_key  # noqa: E402
-from adapters.population import Population  # noqa: E402
-from adapters.simulator import Faults, free_port  # noqa: E402
-from hub.lifecycle.batch import enrich_batch, naive_loop, read_lines  # noqa: E402
+from adapters.oauth import generate_key
+from adapters.population import Population
+from adapters.simulator import Faults, free_port
+from bench.measure import cpu_seconds
+from hub.lifecycle.batch import enrich_batch, naive_loop, read_lines
+from hub.messaging.resilience import Resilient
+from hub.ports import SimulatorConfig, SourceConfig, load_adapters
 
 SOURCE = "onss.dimona"
 LEGAL_CONTEXT = "Single-permit cooperation agreement Art. 14 §1"
@@ -42,15 +40,6 @@ def _serve(port: int, public_pem: bytes) -> None:
     import uvicorn
     app = load_adapters()[SOURCE].make_simulator(SimulatorConfig(Population(2026), Faults(), {"wib-hub": public_pem}))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
-
-
-def _cpu_s(pid: int | None = None) -> float:
-    """CPU seconds (user + system) used so far by this process, or by process `pid` (Linux /proc)."""
-    if pid is None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_up(url: str) -> None:
@@ -100,13 +89,13 @@ def main() -> None:
             # real source, whose data exist, does not have); the second pass is the one compared
             cold = enrich_batch(source, lines, Path(tmp) / "cold", legal_context=LEGAL_CONTEXT,
                                 chunk=args.chunk, parallel=args.parallel)
-            cpu = _cpu_s(), _cpu_s(server.pid)
+            cpu = cpu_seconds(), cpu_seconds(server.pid)
             result = enrich_batch(source, lines, Path(tmp) / "out", legal_context=LEGAL_CONTEXT,
                                   chunk=args.chunk, parallel=args.parallel)
-            batch_cpu = _cpu_s() - cpu[0], _cpu_s(server.pid) - cpu[1]
-            cpu = _cpu_s(), _cpu_s(server.pid)
+            batch_cpu = cpu_seconds() - cpu[0], cpu_seconds(server.pid) - cpu[1]
+            cpu = cpu_seconds(), cpu_seconds(server.pid)
             naive_n, naive_s = naive_loop(source, lines[: args.naive], legal_context=LEGAL_CONTEXT)
-            naive_cpu = _cpu_s() - cpu[0], _cpu_s(server.pid) - cpu[1]
+            naive_cpu = cpu_seconds() - cpu[0], cpu_seconds(server.pid) - cpu[1]
             files = {a: sum(1 for _ in p.open()) - 1 for a, p in result.files.items()}
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:

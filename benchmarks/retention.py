@@ -8,8 +8,9 @@
    outbox rows, 3 deliveries (projections), 1 enrichment job and 2 enrichments, 1 clock, and its
    anonymous stats_facts row: 12 rows to delete per dossier, loaded with COPY through psycopg.
    The same number again expires one year later (set B) for step 3.
-2. `hub.retention.run` deletes set A alone: rows/s and dossiers/s (each dossier also appends its
-   `deleted` audit event, checkpoints signed as in production).
+2. `hub.lifecycle.retention.run` deletes set A alone, through the store's unit of work: rows/s and
+   dossiers/s (each dossier also appends its `deleted` audit event, checkpoints signed as in
+   production).
 3. `benchmarks/throughput.py --only production` (RabbitMQ + PostgreSQL, its own schema on the same
    server) runs alone, then again while set B is being deleted: both message rates, and the
    deletion's rate while they overlap.
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import shutil
 import subprocess
@@ -32,26 +31,28 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 
-from hub.lifecycle import retention
+from bench.measure import console, machine
+from bench.services import add_service_options, temp_schema
+from hub import audit
+from hub.audit import CheckpointPolicy
+from hub.audit.checkpoints import ensure_key
 from hub.domain.dossier import add_years
-from hub.audit import checkpoints
 from hub.infra.settings import Settings
-from hub.infra.store.db import migrate, normalise_url, open_engine
+from hub.infra.store.db import migrate, open_engine
 from hub.infra.store.schema import audit_events, stats_facts
+from hub.infra.store.unit_of_work import UnitOfWork
+from hub.lifecycle import retention
 
-PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 HERE = Path(__file__).resolve().parent
-console = Console(width=None if sys.stdout.isatty() else 160)
 
 SET_A = datetime(2015, 1, 1, tzinfo=timezone.utc)     # set A expires over 2015-2019
 SET_B = datetime(2021, 1, 1, tzinfo=timezone.utc)     # set B over 2021 (after set A's `now`)
@@ -200,7 +201,7 @@ def _progress() -> Progress:
                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
 
 
-def delete(engine, now: datetime, batch: int, description: str,
+def delete(work: UnitOfWork, now: datetime, batch: int, description: str,
            marks: list[tuple[float, int]] | None = None) -> retention.RetentionResult:
     with _progress() as bar:
         task = bar.add_task(description, total=None, rate="")
@@ -212,22 +213,10 @@ def delete(engine, now: datetime, batch: int, description: str,
                 marks.append((time.perf_counter(), done))
             bar.update(task, completed=done, total=total,
                        rate=f"{done / elapsed:,.0f} dossiers/s" if elapsed and done else "")
-        return retention.run(engine, now, batch=batch, progress=progress)
+        return retention.run(work, now, batch=batch, progress=progress)
 
 
-def machine() -> dict[str, str]:
-    mem = "?"
-    try:
-        kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")).split()[1])
-        mem = f"{kb / 1024 / 1024:.0f} GB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return {"cores": str(os.cpu_count()), "memory": mem, "python": platform.python_version(),
-            "date": datetime.now(timezone.utc).date().isoformat(), "platform": platform.platform()}
-
-
-def main(argv: list[str] | None = None) -> int:
+def options(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dossiers", type=int, default=1_000_000, help="expired dossiers deleted alone (default 1,000,000)")
@@ -242,123 +231,124 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throughput-messages", type=int, default=3000)
     p.add_argument("--throughput-warmup", type=int, default=300)
     p.add_argument("--verify", action="store_true", help="verify the audit chain after the deletions")
-    p.add_argument("--database-url", default=PG_URL)
-    p.add_argument("--amqp-url", default=AMQP_URL)
+    add_service_options(p)
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = options(argv)
     concurrent_n = args.concurrent_dossiers if args.concurrent_dossiers is not None else min(args.dossiers, 300_000)
     if not args.throughput:
         concurrent_n = 0
     m = machine()
     console.print(f"[bold]wib-hub retention[/]: {args.dossiers:,} expired dossiers (+{concurrent_n:,} for the "
                   f"concurrent run), batches of {args.batch}; {m['cores']} cores, {m['memory']}, {m['date']}")
-
-    schema = f"bench_ret_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(args.database_url))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        pg_version = conn.execute(text("SHOW server_version")).scalar_one()
-    sep = "&" if "?" in args.database_url else "?"
-    engine = open_engine(f"{args.database_url}{sep}options=-csearch_path%3D{schema}")
-    key_dir = Path(tempfile.mkdtemp(prefix="wib-ret-key-"))
-    figures: dict[str, Any] = {"machine": {**m, "postgresql": pg_version},
-                               "args": {k: v for k, v in vars(args).items() if k not in ("database_url", "amqp_url", "json")}}
-    try:
-        migrate(engine)
-        rebuild = drop_indexes(engine, schema)
+    with temp_schema(args.database_url, prefix="bench_ret_") as schema, \
+            tempfile.TemporaryDirectory(prefix="wib-ret-key-") as key_dir:
+        figures: dict[str, Any] = {"machine": {**m, "postgresql": schema.server_version},
+                                   "args": {k: v for k, v in vars(args).items()
+                                            if k not in ("database_url", "amqp_url", "json")}}
         # the deletions' audit events are sealed as the hub seals its own
-        checkpoints.configure(engine, checkpoints.ensure_key(key_dir / "audit.key"), 1000, 60.0)
-
-        t0 = time.perf_counter()
-        rows = 0
-        with _progress() as bar:
-            for name, n, start, seed in (("A", args.dossiers, SET_A, 1), ("B", concurrent_n, SET_B, 2)):
-                if not n:
-                    continue
-                task = bar.add_task(f"COPY set {name}", total=n, rate="")
-                rows += load(engine, n, start, 1800 if name == "A" else 300, seed, args.document_bytes,
-                             lambda k, task=task: bar.advance(task, k))
-        copy_s = time.perf_counter() - t0
-        with console.status(f"building {len(rebuild)} indexes and keys…"):
-            create_indexes(engine, rebuild)
-        load_s = time.perf_counter() - t0
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
-            size = conn.execute(text("SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c "
-                                     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s "
-                                     "AND c.relkind = 'r'"), {"s": schema}).scalar_one()
-        console.print(f"loaded {rows:,} rows in {load_s:.0f} s (COPY {copy_s:.0f} s, then the indexes); "
-                      f"schema {size} after VACUUM ANALYZE")
-        figures["load"] = {"rows": rows, "seconds": round(load_s, 1), "copy_seconds": round(copy_s, 1),
-                           "size": size}
-
-        alone = delete(engine, NOW_A, args.batch, "deleting set A alone")
-        assert alone.dossiers == args.dossiers, alone.as_dict()
-        console.print(f"deleted {alone.dossiers:,} dossiers, {alone.total_rows:,} rows in {alone.elapsed_s:.1f} s: "
-                      f"[bold]{alone.rows_per_s:,.0f} rows/s, {alone.dossiers_per_s:,.0f} dossiers/s[/]")
-        figures["deletion_alone"] = alone.as_dict()
-
-        if args.throughput:
-            with console.status("throughput.py --only production, alone…"):
-                base = throughput(args, "alone")
-            console.print(f"throughput alone: {base['msgs_per_s']:,.0f} msgs/s (p50 {base['p50_ms']:.0f} ms, "
-                          f"p99 {base['p99_ms']:.0f} ms)")
-            marks: list[tuple[float, int]] = []
-            box: dict[str, Any] = {}
-            worker = threading.Thread(target=lambda: box.setdefault(
-                "result", delete(engine, NOW_B, args.batch, "deleting set B beside throughput.py", marks)))
-            worker.start()
-            while not marks:          # the deletion has counted its work and started
-                time.sleep(0.05)
-            tp_start = time.perf_counter()
-            beside = throughput(args, "beside")
-            tp_end = time.perf_counter()
-            worker.join()
-            concurrent = box["result"]
-            inside = [(t, d) for t, d in marks if tp_start <= t <= tp_end]
-            overlap = None
-            if len(inside) >= 2:
-                (ta, da), (tb, db) = inside[0], inside[-1]
-                overlap = (db - da) / (tb - ta) if tb > ta else None
-            finished_early = marks[-1][0] < tp_end
-            console.print(f"throughput beside the deletion: {beside['msgs_per_s']:,.0f} msgs/s (p50 "
-                          f"{beside['p50_ms']:.0f} ms, p99 {beside['p99_ms']:.0f} ms)"
-                          + (" [yellow](the deletion ended before the throughput run did)[/]" if finished_early else ""))
-            figures["throughput_alone"] = base
-            figures["throughput_beside_deletion"] = beside
-            figures["deletion_beside_throughput"] = {**concurrent.as_dict(),
-                                                     "dossiers_per_s_while_overlapping": overlap and round(overlap, 1),
-                                                     "ended_before_throughput": finished_early}
-
-        with engine.connect() as conn:
-            left = conn.execute(text("SELECT (SELECT count(*) FROM dossiers) + (SELECT count(*) FROM messages) + "
-                                     "(SELECT count(*) FROM outbox) + (SELECT count(*) FROM deliveries) + "
-                                     "(SELECT count(*) FROM enrichment_jobs) + (SELECT count(*) FROM enrichments) + "
-                                     "(SELECT count(*) FROM dossier_clocks)")).scalar_one()
-            facts = conn.execute(select(func.count()).select_from(stats_facts)).scalar_one()
-            deleted_events = conn.execute(select(func.count()).select_from(audit_events)
-                                          .where(audit_events.c.event == "deleted")).scalar_one()
-        expected = args.dossiers + concurrent_n
-        console.print(f"check: {left} dossier rows left, {facts:,} statistics rows kept (of {expected:,}), "
-                      f"{deleted_events:,} `deleted` audit events")
-        assert left == 0 and facts == expected and deleted_events == expected
-        if args.verify:
-            from hub import audit
-            with console.status("audit verify…"):
-                report = audit.verify(engine)
-            console.print(str(report))
-            assert report.intact
-        summary(figures)
-        if args.json:
-            args.json.write_text(json.dumps(figures, indent=2, default=str))
-    finally:
-        checkpoints.configure(engine, None)
-        engine.dispose()
-        shutil.rmtree(key_dir, ignore_errors=True)
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+        signer = ensure_key(Path(key_dir) / "audit.key")
+        work = UnitOfWork(open_engine(schema.url), CheckpointPolicy(signer, every_events=1000, every_seconds=60.0))
+        try:
+            run(args, work, schema.name, concurrent_n, figures)
+        finally:
+            work.close()
+            work.engine.dispose()
+    summary(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 0
+
+
+def run(args: argparse.Namespace, work: UnitOfWork, schema: str, concurrent_n: int, figures: dict[str, Any]) -> None:
+    """Load both sets into `schema`, delete set A alone, then set B beside throughput.py, and check
+    what is left; the figures go into `figures`."""
+    engine = work.engine
+    migrate(engine)
+    rebuild = drop_indexes(engine, schema)
+
+    t0 = time.perf_counter()
+    rows = 0
+    with _progress() as bar:
+        for name, n, start, seed in (("A", args.dossiers, SET_A, 1), ("B", concurrent_n, SET_B, 2)):
+            if not n:
+                continue
+            task = bar.add_task(f"COPY set {name}", total=n, rate="")
+            rows += load(engine, n, start, 1800 if name == "A" else 300, seed, args.document_bytes,
+                         lambda k, task=task: bar.advance(task, k))
+    copy_s = time.perf_counter() - t0
+    with console.status(f"building {len(rebuild)} indexes and keys…"):
+        create_indexes(engine, rebuild)
+    load_s = time.perf_counter() - t0
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+        size = conn.execute(text("SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c "
+                                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s "
+                                 "AND c.relkind = 'r'"), {"s": schema}).scalar_one()
+    console.print(f"loaded {rows:,} rows in {load_s:.0f} s (COPY {copy_s:.0f} s, then the indexes); "
+                  f"schema {size} after VACUUM ANALYZE")
+    figures["load"] = {"rows": rows, "seconds": round(load_s, 1), "copy_seconds": round(copy_s, 1),
+                       "size": size}
+
+    alone = delete(work, NOW_A, args.batch, "deleting set A alone")
+    assert alone.dossiers == args.dossiers, alone.as_dict()
+    console.print(f"deleted {alone.dossiers:,} dossiers, {alone.total_rows:,} rows in {alone.elapsed_s:.1f} s: "
+                  f"[bold]{alone.rows_per_s:,.0f} rows/s, {alone.dossiers_per_s:,.0f} dossiers/s[/]")
+    figures["deletion_alone"] = alone.as_dict()
+
+    if args.throughput:
+        with console.status("throughput.py --only production, alone…"):
+            base = throughput(args, "alone")
+        console.print(f"throughput alone: {base['msgs_per_s']:,.0f} msgs/s (p50 {base['p50_ms']:.0f} ms, "
+                      f"p99 {base['p99_ms']:.0f} ms)")
+        marks: list[tuple[float, int]] = []
+        box: dict[str, Any] = {}
+        worker = threading.Thread(target=lambda: box.setdefault(
+            "result", delete(work, NOW_B, args.batch, "deleting set B beside throughput.py", marks)))
+        worker.start()
+        while not marks:          # the deletion has counted its work and started
+            time.sleep(0.05)
+        tp_start = time.perf_counter()
+        beside = throughput(args, "beside")
+        tp_end = time.perf_counter()
+        worker.join()
+        concurrent = box["result"]
+        inside = [(t, d) for t, d in marks if tp_start <= t <= tp_end]
+        overlap = None
+        if len(inside) >= 2:
+            (ta, da), (tb, db) = inside[0], inside[-1]
+            overlap = (db - da) / (tb - ta) if tb > ta else None
+        finished_early = marks[-1][0] < tp_end
+        console.print(f"throughput beside the deletion: {beside['msgs_per_s']:,.0f} msgs/s (p50 "
+                      f"{beside['p50_ms']:.0f} ms, p99 {beside['p99_ms']:.0f} ms)"
+                      + (" [yellow](the deletion ended before the throughput run did)[/]" if finished_early else ""))
+        figures["throughput_alone"] = base
+        figures["throughput_beside_deletion"] = beside
+        figures["deletion_beside_throughput"] = {**concurrent.as_dict(),
+                                                 "dossiers_per_s_while_overlapping": overlap and round(overlap, 1),
+                                                 "ended_before_throughput": finished_early}
+
+    with engine.connect() as conn:
+        left = conn.execute(text("SELECT (SELECT count(*) FROM dossiers) + (SELECT count(*) FROM messages) + "
+                                 "(SELECT count(*) FROM outbox) + (SELECT count(*) FROM deliveries) + "
+                                 "(SELECT count(*) FROM enrichment_jobs) + (SELECT count(*) FROM enrichments) + "
+                                 "(SELECT count(*) FROM dossier_clocks)")).scalar_one()
+        facts = conn.execute(select(func.count()).select_from(stats_facts)).scalar_one()
+        deleted_events = conn.execute(select(func.count()).select_from(audit_events)
+                                      .where(audit_events.c.event == "deleted")).scalar_one()
+    expected = args.dossiers + concurrent_n
+    console.print(f"check: {left} dossier rows left, {facts:,} statistics rows kept (of {expected:,}), "
+                  f"{deleted_events:,} `deleted` audit events")
+    assert left == 0 and facts == expected and deleted_events == expected
+    if args.verify:
+        with console.status("audit verify…"):
+            policy = work.checkpoints
+            report = audit.verify(engine, public_key=policy.signer.public_key if policy else None)
+        console.print(str(report))
+        assert report.intact
 
 
 def summary(f: dict[str, Any]) -> None:
