@@ -30,7 +30,7 @@ ZEEP_SETTINGS = zeep.Settings(strict=True, xml_huge_tree=False, forbid_dtd=True,
 
 
 def parse_xml(data: bytes, limit: int = MAX_SOAP_BYTES) -> etree._Element:
-    """Parse untrusted XML (hub/safexml.py rules); a document that is not well-formed is a ValueError."""
+    """Parse untrusted XML (hub.ports.safexml rules); a document that is not well-formed is a ValueError."""
     try:
         return parse_untrusted(data, limit, remove_blank_text=True)
     except etree.XMLSyntaxError as err:

@@ -62,7 +62,7 @@ def event_from_json(e: dict[str, Any]) -> BackOfficeEvent:
 class BackOfficeClient:
     """An authority's back office over backoffice-v1: `events_since`, `acknowledge`, `deliver`.
 
-    Implements the `BackOffice` port of adapters/base.py. Every request body is checked against the
+    Implements the `BackOffice` port of hub.ports. Every request body is checked against the
     contract before it leaves, every answer when it arrives.
     """
 

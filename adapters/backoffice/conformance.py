@@ -20,7 +20,7 @@ __all__ = ["run_conformance", "sample_hub_message"]
 
 
 def sample_hub_message(flow: str, sender: str) -> dict[str, Any]:
-    """A synthetic hub inbox item on `flow`, with a fresh message id (hub/samples.py payloads)."""
+    """A synthetic hub inbox item on `flow`, with a fresh message id (hub.domain.samples payloads)."""
     from hub.domain.samples import FLOW_SAMPLES
     dossier_id = "WIB-2026-900001"
     return {"id": 1, "message_id": f"conformance-{uuid.uuid4().hex}", "flow": flow, "sender": sender,

@@ -12,7 +12,7 @@ from .mapping import CONTRACT, CONTRACT_VERSION, SOURCE, to_record
 
 
 class SelfEmployedEnricher(ClientEnricher):
-    """Enricher (adapters.base): asks SelfEmployed v2 about the subject; only for self-employed subjects."""
+    """Enricher (hub.ports): asks SelfEmployed v2 about the subject; only for self-employed subjects."""
 
     name = SOURCE
     contract = CONTRACT

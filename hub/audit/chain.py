@@ -43,7 +43,7 @@ HASHED_FIELDS = (
 
 @dataclass(slots=True)
 class AuditEvent:
-    """One step of one message (or one consultation), as ARCHITECTURE.md lists the fields."""
+    """One step of one message (or one consultation), with the fields docs/architecture.md names."""
 
     event: str
     outcome: str = "ok"

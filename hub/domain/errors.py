@@ -1,6 +1,6 @@
 """The hub's errors as types, each with a machine-readable code and an HTTP status.
 
-They are mapped once to HTTP (hub/api) and once to the CLI; nowhere else decides a status.
+They are mapped once to HTTP (hub/interfaces/api/app.py) and once to the CLI (hub/interfaces/cli/options.py); nowhere else decides a status.
 """
 from __future__ import annotations
 

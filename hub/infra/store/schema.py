@@ -168,7 +168,7 @@ enrichments = Table(
 )
 Index("ix_enrichments_dossier", enrichments.c.dossier_id)
 
-# Statutory clocks (contracts/clocks.yaml, hub/clocks/): one row per clock started on a dossier.
+# Statutory clocks (contracts/clocks.yaml, hub/lifecycle/clocks/): one row per clock started on a dossier.
 dossier_clocks = Table(
     "dossier_clocks", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -235,7 +235,7 @@ stats_facts = Table(
 )
 Index("ix_stats_facts_period", stats_facts.c.submitted_year, stats_facts.c.submitted_quarter)
 
-# private_key_jwt client assertions already used (hub/auth.py StoredReplayCache): one row per client
+# private_key_jwt client assertions already used (hub/infra/auth.py StoredReplayCache): one row per client
 # and jti (hashed) until the assertion expires, shared by every API process.
 assertion_ids = Table(
     "assertion_ids", metadata,

@@ -21,7 +21,7 @@ def create_app(hub: Hub) -> FastAPI:
     app = FastAPI(title="wib-hub", version="0.1.0",
                   description="Data-exchange hub of the single-permit platform (Working in Belgium).")
     app.state.hub = hub
-    per_minute = hub.settings.token_rate_limit_per_minute   # /oauth/token, per client id (hub/api/system.py)
+    per_minute = hub.settings.token_rate_limit_per_minute   # /oauth/token, per client id (hub/interfaces/api/system.py)
     app.state.token_limiter = RateLimiter(per_minute / 60, per_minute) if per_minute > 0 else None
     app.include_router(system.router)
     app.include_router(portal.router)

@@ -44,7 +44,7 @@ EXPORT_KINDS = frozenset({"access", "portability"})
 OUTCOMES = ("granted", "partly_granted", "refused", "no_data")
 EXPORT_FORMAT = "wib-hub.subject-export/1"
 LEGAL_BASIS = ("Art. 28", "Art. 29", "GDPR art. 12(3)")
-CALENDAR = Calendar("Europe/Brussels", "BE")   # the statutory clocks' calendar (hub/clocks)
+CALENDAR = Calendar("Europe/Brussels", "BE")   # the statutory clocks' calendar (hub.domain.clocks)
 _PASSPORT = re.compile(r"[A-Z0-9]{5,20}")   # as the application contract has it
 _NEXT_STEPS = {
     "access": "The controller checks your identity and sends you a copy of your data held on the platform.",

@@ -25,7 +25,7 @@ kind):
                  WITHDRAWN
     count        number of permits; exact by default (the file goes to Eurostat, which applies its
                  own confidentiality rules); with `min_cell`, 1..min_cell−1 is written "<min_cell"
-                 as in the published breakdowns (hub/stats/queries.py)
+                 as in the published breakdowns (hub/lifecycle/stats/queries.py)
 """
 from __future__ import annotations
 

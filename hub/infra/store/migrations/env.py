@@ -1,4 +1,4 @@
-"""Alembic environment: always run programmatically by hub.store.db.migrate, on the hub's own connection."""
+"""Alembic environment: always run programmatically by hub.infra.store.db.migrate, on the hub's own connection."""
 from alembic import context
 
 from hub.infra.store.schema import metadata

@@ -96,7 +96,7 @@ def upgrade() -> None:
         sa.Column("ended_quarter", sa.Integer),
     )
     op.create_index("ix_stats_facts_period", "stats_facts", ["submitted_year", "submitted_quarter"])
-    # client assertions used (hub/auth.py): replay refused across API processes
+    # client assertions used (hub/infra/auth.py): replay refused across API processes
     op.create_table(
         "assertion_ids",
         sa.Column("client_id", sa.String(64), primary_key=True),
