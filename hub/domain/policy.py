@@ -10,13 +10,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hub.domain.errors import NotAuthorised
+from hub.domain.parties import DVZ, PLATFORM, PORTAL
 from hub.domain.flows import Flow, Registry, RecipientRule
 
 
 def dossier_parties(dossier: Mapping[str, Any]) -> set[str]:
     """Who takes part in a dossier's procedure: the portal, DVZ and the competent region (Art. 7, 12),
     and the platform itself (ONSS as processor: reminders, deemed authorisation on its flows only)."""
-    return {"portal", "dvz", dossier["competent_region"], "onss"}
+    return {PORTAL, DVZ, dossier["competent_region"], PLATFORM}
 
 
 def check_sender(flow: Flow, sender: str, dossier: Mapping[str, Any] | None) -> None:

@@ -19,7 +19,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from hub.lifecycle import rights
 from hub.interfaces.api.deps import CallerDep, HubDep, json_body
 from hub.domain.errors import MalformedMessage, NotAuthorised
-from hub.domain.flows import REGION_PARTIES
 
 router = APIRouter(prefix="/v1", tags=["rights"])
 
@@ -67,8 +66,7 @@ def _parse(model: type[BaseModel], body: Any) -> Any:
 
 
 def _require_controller(caller) -> None:
-    if caller.party != "dvz" and caller.party not in REGION_PARTIES.values():
-        raise NotAuthorised("rights requests are handled by DVZ and the regions (Art. 29)", code="not_a_controller")
+    rights.require_controller(caller.party)
 
 
 @router.post("/rights-requests", status_code=201,

@@ -33,7 +33,7 @@ __all__ = [
     "KINDS", "CONCERNING", "EXPORT_KINDS", "OUTCOMES", "EXPORT_FORMAT", "RightsRequest",
     "submit_request", "acknowledgment", "get_request", "list_requests", "answer", "extend",
     "record_listing", "check_identifiers", "may_bring_requests", "due_date", "add_months",
-    "normalise_passport", "own_request", "subject_filter", "request_from_row",
+    "normalise_passport", "own_request", "subject_filter", "request_from_row", "require_controller",
 ]
 
 KINDS = ("access", "rectification", "erasure", "restriction", "portability", "objection")
@@ -147,6 +147,12 @@ def subject_filter(table, insz: str | None, passport: str | None):
 def _region(value: str) -> str:
     """A dossier's or a request's region as the regional authority's party id."""
     return value if value in REGION_PARTIES.values() else region_party(value)
+
+
+def require_controller(party: str) -> None:
+    """Art. 29: requests are handled by DVZ (residence) and the regions (work, single permit, card)."""
+    if party != DVZ and party not in REGION_PARTIES.values():
+        raise NotAuthorised("rights requests are handled by DVZ and the regions (Art. 29)", code="not_a_controller")
 
 
 def may_bring_requests(registry: Registry, party: str) -> bool:
