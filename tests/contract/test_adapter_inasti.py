@@ -34,7 +34,7 @@ from hub.ports import (
     SourceUnavailable,
     Subject,
 )
-from tests.support.inasti import POP, XSD  # noqa: F401
+from tests.support.inasti import POP, XSD
 
 SAMPLE = [insz for insz, _ in POP.sample(300)]
 

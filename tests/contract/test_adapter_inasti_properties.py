@@ -22,7 +22,7 @@ from adapters.population import (
     SelfEmployedPeriod,
 )
 from hub.domain.identifiers import is_valid_insz, make_insz
-from tests.support.inasti import POP, XSD  # noqa: F401
+from tests.support.inasti import POP, XSD
 
 
 class OnePerson:

@@ -30,7 +30,7 @@ from adapters.dvz import ADAPTER as DVZ_ADAPTER
 from adapters.regions import ADAPTER as REGIONS_ADAPTER
 from adapters.simulator import FaultInjector, Faults, serve_in_thread
 from hub.ports import SimulatorConfig, SourceConfig, SourceRefused, SourceUnavailable
-from tests.support.pollers import FLANDERS, add_events  # noqa: F401
+from tests.support.pollers import FLANDERS, add_events
 
 
 @pytest.mark.parametrize("adapter", [DVZ_ADAPTER, REGIONS_ADAPTER], ids=lambda a: a.name)

@@ -27,7 +27,7 @@ from adapters.backoffice.simulator import (
 )
 from adapters.simulator import Faults, serve_in_thread
 from hub.domain import samples
-from tests.support.pollers import FLANDERS, add_events  # noqa: F401
+from tests.support.pollers import FLANDERS, add_events
 
 
 class Crash(Exception):

@@ -15,7 +15,8 @@ from hub.audit.chain import AuditEvent
 from hub.infra.store import migrate, open_engine
 from hub.infra.store.schema import audit_checkpoints, audit_events, audit_head
 from hub.infra.store.unit_of_work import UnitOfWork
-from tests.support.audit_integrity import T0, _fill, signer  # noqa: F401 (signer: a fixture)
+from tests.support.audit_integrity import _fill
+from tests.support.audit_integrity import signer  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

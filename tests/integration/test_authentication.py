@@ -8,12 +8,8 @@ from __future__ import annotations
 import pytest
 
 from hub.infra.auth import load_clients
-from tests.support.authentication import (  # noqa: F401
-    ALGS,
-    KEYS,
-    SUBJECT,
+from tests.support.authentication import (
     TOKEN_URL,
-    _pem,
     assertion,
     write_clients,
 )

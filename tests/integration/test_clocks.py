@@ -21,15 +21,15 @@ from hub.infra.store.schema import audit_events, dossier_clocks, dossiers, messa
 from hub.infra.store.unit_of_work import UnitOfWork
 from hub.lifecycle.clocks import clock_of, due, sync
 from hub.messaging.ingress import Ingress
-from tests.support.clocks import (  # noqa: F401
+from tests.support.clocks import (
     BRUSSELS,
     DEEMED,
     REMINDER,
     UTC,
     _dossier,
     _registry,
-    rules,
 )
+from tests.support.clocks import rules  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

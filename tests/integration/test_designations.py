@@ -6,8 +6,7 @@ a dossier, and the list kept for the supervisory authority (`wib-hub designation
 from __future__ import annotations
 
 from hub.domain.categories import SPECIAL_CATEGORIES
-from tests.support.designations import (  # noqa: F401
-    ADMISSIBLE,
+from tests.support.designations import (
     CASE_OFFICER,
     CLERK,
     MEDICAL,

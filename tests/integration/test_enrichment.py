@@ -12,7 +12,7 @@ from hub.domain import samples
 from hub.infra.store.schema import audit_events, enrichment_jobs, enrichments
 from hub.interfaces.cli.demo import DemoClient
 from tests.support import start_hub
-from tests.support.enrichment import FORWARD, _dvz_item, _forward  # noqa: F401
+from tests.support.enrichment import _dvz_item, _forward
 
 
 def test_forwarded_dossier_reaches_dvz_with_its_records(running_hub):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from hub.domain import samples
 from hub.infra.store.schema import dossiers
 from hub.interfaces.cli.demo import DemoClient, procedure
-from tests.support.lifecycle import _dossier, _fact  # noqa: F401
+from tests.support.lifecycle import _dossier, _fact
 
 
 def _ids(hub) -> dict[str, str]:

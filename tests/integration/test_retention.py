@@ -37,7 +37,7 @@ from hub.infra.store.schema import (
 )
 from hub.infra.store.unit_of_work import UnitOfWork
 from hub.lifecycle import retention
-from tests.support.retention import DOSSIER_TABLES, UTC, _count  # noqa: F401
+from tests.support.retention import DOSSIER_TABLES, UTC, _count
 
 T0 = datetime(2024, 1, 10, 9, 0, tzinfo=UTC)
 

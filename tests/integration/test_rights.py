@@ -18,7 +18,7 @@ from hub.infra.store.unit_of_work import UnitOfWork
 from hub.interfaces.cli.main import app
 from hub.lifecycle import rights
 from hub.registry import default_contracts_dir, load_registry
-from tests.support.rights import BAD_INSZ, DUE, STRANGER_INSZ, T0, UTC  # noqa: F401
+from tests.support.rights import BAD_INSZ, DUE, STRANGER_INSZ, T0
 
 assert not is_valid_insz(BAD_INSZ)
 

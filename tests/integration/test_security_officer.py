@@ -11,7 +11,7 @@ from hub.audit.query import AuditFilter, search
 from hub.audit.report import OfficeHours, build_report
 from hub.infra.store import migrate, open_engine
 from hub.infra.store.unit_of_work import UnitOfWork
-from tests.support.security_officer import BRUSSELS  # noqa: F401
+from tests.support.security_officer import BRUSSELS
 
 
 def test_search_and_report_on_each_store(store_url):

@@ -24,21 +24,12 @@ from hub.lifecycle.stats.queries import (
     counts,
     processing_times,
 )
-from tests.support.stats import (  # noqa: F401
-    ENDING,
+from tests.support.stats import (
     FACTS,
-    NAT_WEIGHTS,
-    NATIONALITIES,
-    NEGATIVE,
-    PERIOD,
-    POSITIVE,
-    _passes,
-    _value,
     expected_counts,
     expected_times,
     fill,
     nearest_rank,
-    population,
 )
 
 

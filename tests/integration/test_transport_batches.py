@@ -8,10 +8,9 @@ import time
 import pytest
 
 from hub.infra.transport import Delivery, Reject
-from tests.support.transport import (  # noqa: F401 (broker: a fixture)
+from tests.support.transport import (
     FAST,
     Crash,
-    broker,
     consume_batch,
     short_lease,
     wait_until,

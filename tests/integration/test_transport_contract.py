@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from hub.infra.transport import Delivery, Reject, Retry, TransportError
-from tests.support.transport import Crash, broker, collect, consume_batch, wait_until  # noqa: F401 (broker: a fixture)
+from tests.support.transport import Crash, collect, consume_batch, wait_until
 
 # --- the happy path ---------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from hub.audit import CheckpointPolicy, bundle, checkpoints
 from hub.audit.chain import AuditEvent
 from hub.infra.store import migrate, open_engine
 from hub.infra.store.unit_of_work import UnitOfWork
-from tests.support.audit_integrity import T0, _fill, signer  # noqa: F401 (signer: a fixture)
+from tests.support.audit_integrity import T0, _fill
+from tests.support.audit_integrity import signer  # noqa: F401 (a fixture)
 
 
 def test_key_file_is_generated_private(tmp_path):

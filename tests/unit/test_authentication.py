@@ -20,8 +20,7 @@ from hub.infra.auth import ASSERTION_TYPE, load_clients
 from hub.infra.store.schema import audit_events, deliveries, dossiers, messages, outbox
 from hub.interfaces.api.ratelimit import RateLimiter
 from tests.support import start_hub
-from tests.support.authentication import (  # noqa: F401
-    ALGS,
+from tests.support.authentication import (
     KEYS,
     SUBJECT,
     TOKEN_URL,

@@ -24,15 +24,15 @@ from hub.interfaces.cli.demo import DemoClient
 from hub.interfaces.cli.main import app
 from hub.lifecycle.clocks import clock_of, parse_duration, sync
 from hub.registry import default_contracts_dir, load_clocks
-from tests.support.clocks import (  # noqa: F401
+from tests.support.clocks import (
     BRUSSELS,
     DEEMED,
     REMINDER,
     UTC,
     _dossier,
     _registry,
-    rules,
 )
+from tests.support.clocks import rules  # noqa: F401 (a fixture)
 
 ADMISSIBLE = "single-permit.admissible-to-dvz"
 

@@ -17,8 +17,7 @@ from hub.domain.errors import RegistryError
 from hub.interfaces.cli.main import app
 from hub.registry import default_contracts_dir, load_designations, load_registry
 from tests.support import hub_settings, sqlite_store, start_hub
-from tests.support.designations import (  # noqa: F401
-    ADMISSIBLE,
+from tests.support.designations import (
     CASE_OFFICER,
     CLERK,
     MEDICAL,

@@ -15,7 +15,7 @@ from hub.interfaces.cli.demo import DemoClient
 from hub.messaging.resilience import CircuitBreaker, CircuitOpen, Resilient
 from hub.ports import EnrichmentRecord, SourceRefused, SourceUnavailable, Subject
 from tests.support import sqlite_store, start_hub
-from tests.support.enrichment import FORWARD, _dvz_item, _forward  # noqa: F401
+from tests.support.enrichment import _dvz_item, _forward
 
 
 class FakeClock:

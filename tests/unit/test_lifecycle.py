@@ -12,7 +12,7 @@ from hub.domain import samples
 from hub.infra.store.schema import audit_events, dossiers, messages
 from hub.interfaces.cli.demo import DemoClient
 from tests.support import sqlite_store, start_hub
-from tests.support.lifecycle import _dossier, _fact  # noqa: F401
+from tests.support.lifecycle import _dossier, _fact
 
 CARD = "professional-card.application-submitted"
 

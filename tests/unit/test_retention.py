@@ -18,7 +18,7 @@ from hub.infra.store.schema import (
     stats_facts,
 )
 from hub.lifecycle import retention
-from tests.support.retention import DOSSIER_TABLES, UTC, _count  # noqa: F401
+from tests.support.retention import DOSSIER_TABLES, UTC, _count
 
 
 def test_real_dossiers_through_the_api_ten_years_on(local_hub):

@@ -14,7 +14,7 @@ from hub.infra.store.schema import audit_events, rights_requests
 from hub.interfaces.api.rights import utc_now
 from hub.interfaces.cli.demo import DemoClient
 from hub.lifecycle import rights
-from tests.support.rights import BAD_INSZ, DUE, STRANGER_INSZ, T0, UTC  # noqa: F401
+from tests.support.rights import BAD_INSZ, DUE, STRANGER_INSZ, T0, UTC
 
 ADMISSIBLE = "single-permit.admissible-to-dvz"
 

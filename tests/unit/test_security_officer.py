@@ -25,7 +25,7 @@ from hub.lifecycle.processing_register import (
     to_markdown,
 )
 from hub.registry import default_contracts_dir, load_registry
-from tests.support.security_officer import BRUSSELS  # noqa: F401
+from tests.support.security_officer import BRUSSELS
 
 OFFICER = "security-officer"
 

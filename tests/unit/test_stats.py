@@ -20,21 +20,12 @@ from hub.lifecycle.stats.queries import (
     StatsFilter,
     percentile,
 )
-from tests.support.stats import (  # noqa: F401
-    ENDING,
+from tests.support.stats import (
     FACTS,
-    NAT_WEIGHTS,
-    NATIONALITIES,
-    NEGATIVE,
-    PERIOD,
-    POSITIVE,
-    _passes,
-    _value,
     expected_counts,
     expected_times,
     fill,
     nearest_rank,
-    population,
 )
 
 runner = CliRunner()
