@@ -26,8 +26,8 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from hub.domain.retry import Backoff, RetryPolicy
 from hub.infra.transport.base import (
-    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, TransportError, batch_prefetch, fixed_schedule,
-    parking_queue,
+    BatchHandler, ConsumesSingly, Delivery, Handler, Item, PublishNotConfirmed, TransportError,
+    batch_prefetch, fixed_schedule, parking_queue,
 )
 from hub.infra.transport.confirms import BatchPublisher, ConnectionLost, message_properties
 from hub.infra.transport.settle import Action, decide
@@ -70,7 +70,7 @@ def retry_queue(queue: str, delay_ms: int) -> str:
 _RECONNECT = Backoff(base_s=0.2, cap_s=10.0, jitter=0.5)
 
 
-class AmqpTransport:
+class AmqpTransport(ConsumesSingly):
     def __init__(
         self,
         url: str,
@@ -224,11 +224,6 @@ class AmqpTransport:
                 if attempt == 2:
                     raise TransportError(f"broker unreachable: {exc}") from exc
                 log.warning("transport.publisher_reconnect", error=type(exc).__name__, batch=len(items))
-
-    def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
-        """consume_batch with batches of one: one reconnect loop, one set of per-message rules."""
-        self.consume_batch(queue, lambda batch: handler(batch[0]), stop=stop, prefetch=prefetch,
-                           max_batch=1, max_wait_ms=0)
 
     def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
                       max_batch: int = 100, max_wait_ms: int = 5) -> None:

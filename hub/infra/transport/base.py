@@ -103,6 +103,17 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class ConsumesSingly:
+    """`consume` for a transport that has `consume_batch`: batches of one, so that each transport
+    has one consumer loop and one set of per-message rules."""
+
+    consume_batch: Callable[..., None]
+
+    def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
+        self.consume_batch(queue, lambda batch: handler(batch[0]), stop=stop, prefetch=prefetch,
+                           max_batch=1, max_wait_ms=0)
+
+
 def parking_queue(queue: str) -> str:
     return queue + PARKING_SUFFIX
 

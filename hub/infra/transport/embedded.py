@@ -23,7 +23,8 @@ from sqlalchemy.exc import OperationalError
 
 from hub.domain.retry import RetryPolicy
 from hub.infra.transport.base import (
-    BatchHandler, Delivery, Handler, Item, TransportError, batch_prefetch, fixed_schedule, parking_queue,
+    BatchHandler, ConsumesSingly, Delivery, Item, TransportError, batch_prefetch, fixed_schedule,
+    parking_queue,
 )
 from hub.infra.transport.settle import Action, decide
 
@@ -76,7 +77,7 @@ def _sqlite_engine(path: str) -> Engine:
     return engine
 
 
-class EmbeddedTransport:
+class EmbeddedTransport(ConsumesSingly):
     def __init__(
         self,
         path: str | Path,
@@ -150,11 +151,6 @@ class EmbeddedTransport:
             self._published.notify_all()
 
     # --- consuming --------------------------------------------------------------------------
-
-    def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
-        """consume_batch with batches of one: one loop, one set of per-message rules."""
-        self.consume_batch(queue, lambda batch: handler(batch[0]), stop=stop, prefetch=prefetch,
-                           max_batch=1, max_wait_ms=0)
 
     def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
                       max_batch: int = 100, max_wait_ms: int = 5) -> None:

@@ -27,8 +27,8 @@ import structlog
 
 from hub.domain.retry import RetryPolicy
 from hub.infra.transport.base import (
-    BatchHandler, Delivery, Handler, Item, PublishNotConfirmed, TransportError, batch_prefetch, fixed_schedule,
-    parking_queue,
+    BatchHandler, ConsumesSingly, Delivery, Item, PublishNotConfirmed, TransportError, batch_prefetch,
+    fixed_schedule, parking_queue,
 )
 from hub.infra.transport.settle import Action, Decision, decide
 
@@ -91,7 +91,7 @@ def _broker(name: str) -> _Broker:
         return _named[name]
 
 
-class MemoryTransport:
+class MemoryTransport(ConsumesSingly):
     def __init__(self, name: str = "", *, retry: RetryPolicy = RetryPolicy()) -> None:
         self.name = name
         self.retry = fixed_schedule(retry)
@@ -123,11 +123,6 @@ class MemoryTransport:
             b.changed.notify_all()
 
     # --- consuming --------------------------------------------------------------------------
-
-    def consume(self, queue: str, handler: Handler, *, stop: threading.Event, prefetch: int = 50) -> None:
-        """consume_batch with batches of one: one loop, one set of per-message rules."""
-        self.consume_batch(queue, lambda batch: handler(batch[0]), stop=stop, prefetch=prefetch,
-                           max_batch=1, max_wait_ms=0)
 
     def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
                       max_batch: int = 100, max_wait_ms: int = 5) -> None:
