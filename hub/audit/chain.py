@@ -61,12 +61,12 @@ class AuditEvent:
     payload_hash: str | None = None
 
 
-
 class Recorder(Protocol):
     """The way into the trail for everything but the unit of work itself (hub.infra.store.unit_of_work):
-    hand it the events; it appends them in a transaction of its own and returns once committed."""
+    hand it the events; it appends them and returns once they are committed."""
 
     def record(self, events: Sequence[AuditEvent]) -> None: ...
+
 
 def _micros(ts: datetime) -> int:
     # SQLite hands datetimes back naive; they were written in UTC.

@@ -28,8 +28,7 @@ def load_contracts(messages_dir: Path) -> dict[str, MessageContract]:
         source = f"{messages_dir.name}/{path.name}"
         try:
             text = path.read_text(encoding="utf-8")
-            json.loads(text)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise RegistryError(source, "/", f"not readable JSON: {exc}") from None
         contracts[name] = _compiled(name, source, text)
     return contracts
@@ -37,4 +36,9 @@ def load_contracts(messages_dir: Path) -> dict[str, MessageContract]:
 
 @lru_cache(maxsize=128)
 def _compiled(name: str, source: str, text: str) -> MessageContract:
-    return MessageContract(name, json.loads(text), source=source)
+    """The contract of this text (a refusal is raised, never cached)."""
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RegistryError(source, "/", f"not readable JSON: {exc}") from None
+    return MessageContract(name, schema, source=source)
