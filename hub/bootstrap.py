@@ -4,6 +4,7 @@ parts and hands each what it needs. Nothing else builds a part of the hub; hub.r
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -67,8 +68,8 @@ class Hub:
         return self.contracts.designations
 
     @property
-    def consultations(self) -> dict[str, Consultation]:  # Art. 25, 26
-        return dict(self.contracts.consultations)
+    def consultations(self) -> Mapping[str, Consultation]:  # Art. 25, 26
+        return self.contracts.consultations
 
     @property
     def clocks(self) -> ClockRules:                       # the statutory clocks

@@ -154,6 +154,7 @@ class Enrichment:
 
     def __post_init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="enrich")
+        self.backoff = Backoff(base_s=0.5, cap_s=self.retry_max_s, jitter=0.5)
 
     def run_once(self) -> int:
         """One pass over the due jobs; returns how many completed."""
@@ -289,7 +290,7 @@ class Enrichment:
 
     def _backoff(self, attempts: int) -> float:
         """The wait before the next pass over a job still waiting for a source (capped at retry_max_s)."""
-        return Backoff(base_s=0.5, cap_s=self.retry_max_s, jitter=0.5).delay(attempts, self.rng)
+        return self.backoff.delay(attempts, self.rng)
 
     def run(self, stop: threading.Event, wake: threading.Event, idle_s: float = 0.2) -> None:
         while not stop.is_set():

@@ -65,10 +65,6 @@ def _parse(model: type[BaseModel], body: Any) -> Any:
         raise MalformedMessage(detail, code="invalid_request") from None
 
 
-def _require_controller(caller) -> None:
-    rights.require_controller(caller.party)
-
-
 @router.post("/rights-requests", status_code=201,
              summary="File a data-subject request (Art. 28–29): the dated acknowledgment of receipt")
 def file_request(hub: HubDep, caller: CallerDep, now: NowDep,
@@ -90,7 +86,7 @@ def file_request(hub: HubDep, caller: CallerDep, now: NowDep,
 def list_requests(hub: HubDep, caller: CallerDep, now: NowDep,
                   overdue: Annotated[bool, Query(description="only open requests past their due date")] = False,
                   state: Annotated[str | None, Query(pattern="^(open|answered)$")] = None) -> dict[str, Any]:
-    _require_controller(caller)
+    rights.require_controller(caller.party)
     found = rights.list_requests(hub.work.reads, caller.party, now, overdue_only=overdue, state=state)
     rights.record_listing(hub.work, caller.party, caller.acting_person, len(found), "api", now)
     return {"controller": caller.party, "now": now.isoformat(),
@@ -101,7 +97,7 @@ def list_requests(hub: HubDep, caller: CallerDep, now: NowDep,
 @router.post("/rights-requests/{request_id}/answer", summary="Answer a request (its controller only)")
 def answer_request(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str,
                    body: Annotated[Any, Depends(json_body)]) -> dict[str, Any]:
-    _require_controller(caller)
+    rights.require_controller(caller.party)
     data = _parse(AnswerIn, body)
     reply = {"outcome": data.outcome, **({"note": data.note} if data.note is not None else {})}
     req = rights.answer(hub.work, request_id, caller.party, reply, now, acting_person=caller.acting_person)
@@ -112,7 +108,7 @@ def answer_request(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str,
              summary="Extend the period by two further months, once, before the first due date (GDPR art. 12(3))")
 def extend_request(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str,
                    body: Annotated[Any, Depends(json_body)]) -> dict[str, Any]:
-    _require_controller(caller)
+    rights.require_controller(caller.party)
     data = _parse(ExtendIn, body)
     req = rights.extend(hub.work, request_id, caller.party, data.reason, now, acting_person=caller.acting_person)
     return req.as_json(now)
@@ -121,7 +117,7 @@ def extend_request(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str,
 @router.get("/rights-requests/{request_id}/export",
             summary="The person's data as JSON, for an access or portability request (its controller only)")
 def export(hub: HubDep, caller: CallerDep, now: NowDep, request_id: str) -> JSONResponse:
-    _require_controller(caller)
+    rights.require_controller(caller.party)
     body = rights.export_for_request(hub.work, hub.registry, request_id, caller.party, now,
                                      acting_person=caller.acting_person,
                                      special=hub.designations.visible(caller.party, caller.acting_person))

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from hub.audit import AuditEvent, Recorder
 from hub.domain.errors import NotAuthorised
 from hub.domain.flows import Registry
-from hub.domain.parties import DVZ
 
 __all__ = ["require_recipient", "record_draw"]
 
@@ -22,7 +21,7 @@ __all__ = ["require_recipient", "record_draw"]
 def require_recipient(registry: Registry, party_id: str) -> None:
     """Art. 31–32: DVZ and the regional authorities consult the platform's statistics."""
     party = registry.parties.get(party_id)
-    if party_id != DVZ and (party is None or party.kind != "regional_authority"):
+    if party is None or party.examines is None:   # DVZ (residence) and the regional authorities (work)
         raise NotAuthorised("statistics are drawn by DVZ and the regional authorities only (Art. 31-32)",
                             code="not_statistics_recipient")
 
