@@ -149,16 +149,20 @@ def _region(value: str) -> str:
     return value if value in REGION_PARTIES.values() else region_party(value)
 
 
-def require_controller(party: str) -> None:
+def is_controller(party: str) -> bool:
     """Art. 29: requests are handled by DVZ (residence) and the regions (work, single permit, card)."""
-    if party != DVZ and party not in REGION_PARTIES.values():
+    return party == DVZ or party in REGION_PARTIES.values()
+
+
+def require_controller(party: str) -> None:
+    if not is_controller(party):
         raise NotAuthorised("rights requests are handled by DVZ and the regions (Art. 29)", code="not_a_controller")
 
 
 def may_bring_requests(registry: Registry, party: str) -> bool:
     """Art. 28–29: the portal, on the data subject's behalf, or a controller that received one directly."""
     p = registry.parties.get(party)
-    return p is not None and (p.kind == "portal" or party == DVZ or party in REGION_PARTIES.values())
+    return p is not None and (p.kind == "portal" or is_controller(party))
 
 
 def _controller(conn, concerning: str, insz: str | None, passport: str | None, region: str | None) -> str:
