@@ -9,6 +9,7 @@ payload, never the payload. Events reach it through the store's unit of work onl
     query.py        the security officer's search
     report.py       the security officer's report
     bundle.py       export a dossier's or a period's events; check a bundle offline
+    refusals.py     RefusalLog: refused requests on the record, repeats counted, never a flood
 """
 from hub.audit.chain import AuditEvent, Recorder, VerifyReport, tail, verify
 from hub.audit.checkpoints import CheckpointPolicy, checkpoint_now

@@ -9,6 +9,7 @@ Format (JSON lines, each line canonical JSON: sorted keys, no spaces, UTF-8):
     {"type":"header", "format":"wib-hub-audit-bundle/1", "scope":…, "public_key":<raw hex>, …}
     per sealed checkpoint interval that holds an exported event, in sequence order:
         {"type":"event", …every hashed field…, "prev_hash", "hash"}   an exported event
+                                   ("count" too, when the event has one: it is hashed then only)
         {"type":"hash", "seq", "hash"}                                 any other event: hash only
         {"type":"checkpoint", …the signed checkpoint…}
     {"type":"event", …}  exported events after the last checkpoint (reported as unsealed)
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, and_, select
 
 from hub.audit import checkpoints
-from hub.audit.chain import HASHED_FIELDS, AuditEvent, Recorder, event_hash
+from hub.audit.chain import COUNT_FIELD, HASHED_FIELDS, AuditEvent, Recorder, event_hash
 from hub.domain.parties import PLATFORM
 from hub.infra.store.db import reader
 from hub.infra.store.schema import audit_checkpoints, audit_events
@@ -56,6 +57,8 @@ def _event_line(row: dict[str, Any]) -> dict[str, Any]:
     out["ts"] = _utc(row["ts"]).isoformat(timespec="microseconds")
     out["legal_basis"] = list(row["legal_basis"] or ())
     out["data_categories"] = sorted(row["data_categories"] or ())
+    if row.get(COUNT_FIELD) is not None:  # as the chain: present only when the event has one
+        out[COUNT_FIELD] = row[COUNT_FIELD]
     return {"type": "event", **out, "prev_hash": row["prev_hash"], "hash": row["hash"]}
 
 
@@ -229,6 +232,11 @@ def _check_event(obj: dict[str, Any], interval: list[tuple[int, str]]) -> None:
     try:
         row = {name: obj[name] for name in HASHED_FIELDS}
         row["ts"] = datetime.fromisoformat(obj["ts"])
+        if COUNT_FIELD in obj:  # written only when the event has one: then a positive integer
+            count = obj[COUNT_FIELD]
+            if type(count) is not int or count < 1:
+                raise ValueError("count")
+            row[COUNT_FIELD] = count
         recomputed = event_hash(obj["prev_hash"], row)
     except (KeyError, TypeError, ValueError):
         raise _Broken(seq, "event line lacks a field or holds a malformed one") from None

@@ -2,6 +2,10 @@
 
 Each event's hash covers the previous event's hash and every field of the event, so a modified,
 deleted, inserted or reordered event breaks the chain from that point on.
+
+`count` (how many occurrences one event stands for: the refusals hub/audit/refusals.py aggregates)
+came later: it is hashed after the HASHED_FIELDS, and only when it is not None, so that every
+event written before it (and every event without a count) keeps the hash it always had.
 """
 from __future__ import annotations
 
@@ -39,6 +43,8 @@ HASHED_FIELDS = (
     "actor", "acting_person", "recipient", "purpose", "legal_basis", "data_categories", "reason",
     "payload_hash",
 )
+# Hashed after them, only when not None (an event without it hashes as it did before it existed).
+COUNT_FIELD = "count"
 
 
 @dataclass(slots=True)
@@ -59,6 +65,8 @@ class AuditEvent:
     data_categories: Sequence[str] = field(default_factory=tuple)
     reason: str | None = None
     payload_hash: str | None = None
+    # how many occurrences this one event stands for (aggregated refusals); None: one, as always
+    count: int | None = None
 
 
 class Recorder(Protocol):
@@ -75,11 +83,21 @@ def _micros(ts: datetime) -> int:
     return int(ts.timestamp() * 1_000_000)
 
 
+def _check_count(count: Any) -> None:
+    if count is not None and (type(count) is not int or count < 1):
+        raise ValueError(f"an audit event's count is a positive integer or None, not {count!r}")
+
+
 def event_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    """The reference hash of one stored event (a row of audit_events, or a bundle's event line);
+    `count` may be absent from `row` (an event without it)."""
     values = [row[name] for name in HASHED_FIELDS]
     values[1] = _micros(values[1])
     values[12] = list(values[12] or ())
     values[13] = sorted(values[13] or ())
+    count = row.get(COUNT_FIELD)
+    if count is not None:
+        values.append(count)
     material = _encode(values)
     return hashlib.sha256(prev_hash.encode() + material.encode()).hexdigest()
 
@@ -115,9 +133,16 @@ def append(conn: Connection, events: Iterable[AuditEvent], now: datetime | None 
         values = [seq, ts_us, ev.event, ev.outcome, ev.flow_id, ev.message_id, ev.correlation_id,
                   ev.dossier_id, ev.actor, ev.acting_person, ev.recipient, ev.purpose,
                   list(ev.legal_basis), sorted(ev.data_categories), ev.reason, ev.payload_hash]
-        h = sha((prev + enc(values)).encode()).hexdigest()
+        count = ev.count
+        if count is None:
+            h = sha((prev + enc(values)).encode()).hexdigest()
+        else:  # hashed after the HASHED_FIELDS, only when present (event_hash)
+            _check_count(count)
+            values.append(count)
+            h = sha((prev + enc(values)).encode()).hexdigest()
+            values.pop()
         values[1] = now
-        values += (prev, h)
+        values += (prev, h, count)
         rows.append(values)
         prev = h
     _insert(conn, rows)
@@ -127,7 +152,7 @@ def append(conn: Connection, events: Iterable[AuditEvent], now: datetime | None 
     return seq
 
 
-_ROW_FIELDS = HASHED_FIELDS + ("prev_hash", "hash")
+_ROW_FIELDS = HASHED_FIELDS + ("prev_hash", "hash", COUNT_FIELD)
 _SQLITE_INSERT = (f"INSERT INTO audit_events ({', '.join(_ROW_FIELDS)}) "
                   f"VALUES ({', '.join('?' * len(_ROW_FIELDS))})")
 _PG_COPY = f"COPY audit_events ({', '.join(_ROW_FIELDS)}) FROM STDIN"
@@ -191,7 +216,7 @@ class VerifyReport:
         return f"audit chain intact: {self.count} events, head {self.head_seq}; {seal}"
 
 
-_COLUMNS = ", ".join(HASHED_FIELDS + ("prev_hash", "hash"))
+_COLUMNS = ", ".join(HASHED_FIELDS + ("prev_hash", "hash", COUNT_FIELD))
 _CHUNK = 20_000
 _PARALLEL_FROM = 200_000  # below this, one process is faster than starting others
 
@@ -249,8 +274,11 @@ def _verify_range(url_or_engine, lo: int, hi: int, cuts: Sequence[int]) -> dict[
                         dc = sorted_lists.get(dc) or sorted_lists.setdefault(dc, sorted(loads(dc) or ()))
                     else:
                         dc = sorted(dc or ())
-                    material = enc([seq, ts_us, r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                                    r[11], lb, dc, r[14], r[15]])
+                    values = [seq, ts_us, r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                              r[11], lb, dc, r[14], r[15]]
+                    if r[18] is not None:  # the count, hashed only when present (event_hash)
+                        values.append(r[18])
+                    material = enc(values)
                     h = r[17]
                     if sha((r[16] + material).encode()).hexdigest() != h:
                         out["bad"] = (seq, "event content does not match its hash")

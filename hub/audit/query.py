@@ -21,9 +21,11 @@ from hub.infra.store.schema import audit_events
 MAX_LIMIT = 1000
 
 # What a search returns of an event: everything but the previous-hash link (the chain is `verify`'s job).
+# `count`: how many occurrences the event stands for (aggregated refusals); None means one.
 COLUMNS = (
     "seq", "ts", "event", "outcome", "flow_id", "message_id", "correlation_id", "dossier_id", "actor",
     "acting_person", "recipient", "purpose", "legal_basis", "data_categories", "reason", "payload_hash", "hash",
+    "count",
 )
 
 

@@ -1,7 +1,9 @@
 """The security officer's report on the audit trail (Art. 8 §2, Art. 16, Art. 17; GDPR art. 32).
 
 Four sections over a time range:
-  * denied attempts per party — every `rejected` event, by the party that tried (or "unauthenticated");
+  * denied attempts per party — every `rejected` event, by the party that tried (or "unauthenticated"),
+    each counting as the occurrences it stands for (its `count`: aggregated repeats, hub/audit/refusals.py;
+    an event without one counts 1);
   * special-category accesses per person — health (Art. 15–16) and criminal-record (Art. 17) data that
     reached someone: `delivered` to a party, `acknowledged` or `consulted` by a person of a party
     (the acting person; the party itself when no person is named);
@@ -101,7 +103,7 @@ class SecurityReport:
 
 
 _COLUMNS = ("seq", "ts", "event", "outcome", "flow_id", "dossier_id", "actor", "acting_person", "recipient",
-            "data_categories", "reason")
+            "data_categories", "reason", "count")
 
 
 def count_events(engine: Engine, since: datetime | None, until: datetime | None) -> int:
@@ -160,9 +162,10 @@ def _denied(acc: dict[str, dict[str, Any]], ev: dict[str, Any]) -> None:
     party = ev["actor"] or UNAUTHENTICATED
     row = acc.setdefault(party, {"party": party, "attempts": 0, "codes": Counter(), "flows": set(),
                                  "first": ev["ts"], "last": ev["ts"]})
-    row["attempts"] += 1
+    n = ev.get("count") or 1   # an aggregated event stands for `count` refusals; one without it for one
+    row["attempts"] += n
     # reasons start with the refusal's machine-readable code ("not_authorised /v1/messages")
-    row["codes"][(ev["reason"] or "unspecified").split()[0]] += 1
+    row["codes"][(ev["reason"] or "unspecified").split()[0]] += n
     if ev["flow_id"]:
         row["flows"].add(ev["flow_id"])
     row["last"] = ev["ts"]

@@ -38,7 +38,7 @@ def test_compose_names_the_services():
 def test_migrations_build_exactly_the_schema(store_url):
     engine = open_engine(store_url)
     migrate(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], diff

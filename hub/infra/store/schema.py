@@ -110,6 +110,9 @@ audit_events = Table(
     Column("payload_hash", String(64)),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # how many occurrences the event stands for (aggregated refusals, hub/audit/refusals.py);
+    # NULL: one. Hashed only when not NULL (hub/audit/chain.py), so older events keep their hash.
+    Column("count", BigInteger),
 )
 Index("ix_audit_dossier", audit_events.c.dossier_id)
 Index("ix_audit_message", audit_events.c.message_id)

@@ -32,6 +32,11 @@ Until = Annotated[Optional[str], typer.Option(help="ISO 8601, exclusive; without
 AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of tables")]
 
 
+def _times(r) -> str:
+    """" ×N" for an event that stands for N occurrences (aggregated refusals), else nothing."""
+    return f" ×{r['count']:,}" if r.get("count") is not None else ""
+
+
 @app.command("tail")
 def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 20,
                as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False) -> None:
@@ -50,7 +55,7 @@ def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 2
         outcome = "" if r["outcome"] in ("ok", r["event"]) else f" [red]{r['outcome']}[/red]"
         parties = (r["actor"] or "?") + (f" → {r['recipient']}" if r["recipient"] not in (None, r["actor"]) else "")
         event = f"[red]{r['event']}[/red]" if r["outcome"] == "rejected" else r["event"]
-        table.add_row(str(r["seq"]), r["ts"].strftime("%H:%M:%S.%f")[:-3], event + outcome,
+        table.add_row(str(r["seq"]), r["ts"].strftime("%H:%M:%S.%f")[:-3], event + outcome + _times(r),
                       (r["flow_id"] or "").split(".", 1)[-1], parties, str(r["purpose"] or ""),
                       (r["dossier_id"] or "")[:8],
                       ",".join(CATEGORY_SHORT.get(c, c) for c in r["data_categories"] or []),
@@ -94,7 +99,7 @@ def audit_search(
     for r in page.items:
         row = jsonable(r)
         parties = (r["actor"] or "?") + (f" → {r['recipient']}" if r["recipient"] not in (None, r["actor"]) else "")
-        table.add_row(str(r["seq"]), row["ts"][:23], r["event"],
+        table.add_row(str(r["seq"]), row["ts"][:23], r["event"] + _times(r),
                       f"[red]{r['outcome']}[/red]" if r["outcome"] == "rejected" else r["outcome"],
                       (r["flow_id"] or "").split(".", 1)[-1], parties, r["acting_person"] or "",
                       str(r["purpose"] or ""), (r["dossier_id"] or "")[:8],
