@@ -172,7 +172,7 @@ def synthetic_event(party: str, flow: str, dossier_id: str, **extra: Any) -> dic
     from hub.domain.samples import FLOW_SAMPLES
     _, factory = FLOW_SAMPLES[flow]
     payload = factory(dossier_id)
-    for key in ("deciding_authority", "requested_by", "decided_by"):
+    for key in ("deciding_authority", "requested_by", "decided_by", "informed_by"):   # bound to the sender
         if key in payload:
             payload[key] = party
     return {"flow": flow, "dossier_id": dossier_id, "payload": payload, **extra}

@@ -4,11 +4,18 @@ A contract says what a message may contain (`validate`) and, through its `x-data
 annotations (Art. 12–18), which categories of personal data each field holds, so that the hub can
 log them (`categories`) and deliver to each recipient only what it needs to know (`project`,
 Art. 11). The walk plan for both is compiled once from the schema when the contract is loaded.
+
+A field that names an authority carries an `x-bound-to` annotation (BINDINGS): what the hub knows
+of the message that the field must equal — the authenticated sender, or the dossier's competent
+region. The bound fields are found once, when the contract is compiled (`bound_fields`); `bind`
+checks a payload against them and fills in the ones left out. Which fields name a party, and so
+must be bound, is `party_fields` (the registry refuses a contract with an unbound one).
 """
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -18,19 +25,29 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from hub.domain.categories import DATA_CATEGORIES
-from hub.domain.errors import ContractViolation, RegistryError
+from hub.domain.errors import ContractViolation, NotAuthorised, RegistryError
 from hub.domain.formats import FORMAT_CHECKER
 
-__all__ = ["MessageContract", "CONTRACT_SUFFIX", "describe_error"]
+__all__ = ["MessageContract", "CONTRACT_SUFFIX", "describe_error", "BINDINGS", "BOUND_KEY", "BoundField",
+           "ScalarField", "party_fields"]
 
 
 CONTRACT_SUFFIX = ".schema.json"
 CATEGORY_KEY = "x-data-category"
+BOUND_KEY = "x-bound-to"
 VERSION_KEY = "x-contract-version"
 ID_PREFIX = "https://contracts.wib-hub.example/messages/"
 MAX_REPORTED_ERRORS = 500
 
 _VERSION = re.compile(r"[0-9]+\.[0-9]+")
+
+# What an `x-bound-to` field is bound to (contracts/README.md). A value the sender states must equal
+# it; a field left out is filled in with it by the hub (the hub sets what it can derive).
+BINDINGS: Mapping[str, str] = {
+    "sender": "the authenticated sender of the message: a party speaks only for itself",
+    "dossier.region": "the competent region of the dossier, by its contract name (flanders, wallonia, brussels, "
+                      "german_speaking); on a flow that creates the dossier, the region the dossier is given",
+}
 
 # --- the walk plan -------------------------------------------------------------------------------
 
@@ -60,11 +77,39 @@ def _unescape(token: str) -> str:
     return token.replace("~1", "/").replace("~0", "~")
 
 
+@dataclass(frozen=True, slots=True)
+class ScalarField:
+    """A place in a payload that holds one value (not an object or an array), as the schema says it:
+    what `party_fields` needs to tell whether it names a party."""
+
+    pointer: str                    # in the payload, e.g. "/deciding_authority" ("-" for any array item)
+    schema_pointer: str             # where the schema describes it, e.g. "/properties/deciding_authority"
+    name: str | None                # its property name (None: an array's items)
+    values: tuple[Any, ...]         # its enum / const values
+    patterns: tuple[str, ...]
+    descriptions: tuple[str, ...]
+    binding: str | None             # its x-bound-to, if any
+    in_array: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BoundField:
+    """A field with `x-bound-to`: the path to it, computed once, and what it is bound to."""
+
+    pointer: str                    # JSON pointer into the payload, e.g. "/requested_by"
+    tokens: tuple[str, ...]         # the same, as property names
+    binding: str                    # a key of BINDINGS
+    schema_pointer: str             # where the annotation is (for the registry's messages)
+    accepts: Callable[[Any], bool]  # whether the contract admits a value there (the registry's load-time checks)
+
+
 class _PlanCompiler:
     """Compiles a schema into a tree of _Node, checking what the hub relies on on the way."""
 
     def __init__(self, schema: dict, file: str):
         self.root, self.file = schema, file
+        self.scalars: list[ScalarField] = []
+        self.bound: list[BoundField] = []
 
     def fail(self, pointer: str, message: str) -> RegistryError:
         return RegistryError(self.file, pointer or "/", message)
@@ -105,6 +150,9 @@ class _PlanCompiler:
             if CATEGORY_KEY in schema:
                 raise self.fail(pointer + "/" + CATEGORY_KEY,
                                 "data categories belong on properties and items, not inside allOf/anyOf/oneOf/not/if/then/else")
+            if BOUND_KEY in schema:
+                raise self.fail(pointer + "/" + BOUND_KEY,
+                                "x-bound-to belongs on properties, not inside allOf/anyOf/oneOf/not/if/then/else")
             for key, sub in schema.items():
                 if key not in ("const", "enum", "default", "examples"):
                     self.check_constraint_only(sub, f"{pointer}/{_escape(key)}")
@@ -112,11 +160,17 @@ class _PlanCompiler:
             for i, sub in enumerate(schema):
                 self.check_constraint_only(sub, f"{pointer}/{i}")
 
-    def node(self, subs: list[tuple[Any, str]], inherited: str | None, seen: frozenset[str] = frozenset()) -> _Node:
-        """The plan for one place in a payload, described by `subs` (several when beside a $ref)."""
+    def node(self, subs: list[tuple[Any, str]], inherited: str | None, seen: frozenset[str] = frozenset(),
+             where: tuple[str, ...] = (), prop: str | None = None, in_array: bool = False) -> _Node:
+        """The plan for one place in a payload, described by `subs` (several when beside a $ref);
+        `where` is the place in the payload (property names, "-" for an array's items)."""
         facets, seen = self.expand(subs, seen)
         pointer = subs[0][1]
         category, annotated, types, closed = inherited, False, set(), False
+        binding: tuple[str, str] | None = None     # (value, schema pointer) of the nearest x-bound-to
+        values: list[Any] = []
+        patterns: list[str] = []
+        descriptions: list[str] = []
         properties: dict[str, list[tuple[Any, str]]] = {}
         items: list[tuple[Any, str]] = []
         for facet, at in facets:
@@ -128,6 +182,16 @@ class _PlanCompiler:
                     self.check_constraint_only(facet[key], f"{at}/{key}")
             if CATEGORY_KEY in facet and not annotated:  # the nearest annotation overrides the others
                 category, annotated = facet[CATEGORY_KEY], True
+            if BOUND_KEY in facet and binding is None:    # likewise
+                binding = (facet[BOUND_KEY], f"{at}/{BOUND_KEY}")
+            if "const" in facet:
+                values.append(facet["const"])
+            if isinstance(facet.get("enum"), list):
+                values.extend(facet["enum"])
+            if isinstance(facet.get("pattern"), str):
+                patterns.append(facet["pattern"])
+            if isinstance(facet.get("description"), str):
+                descriptions.append(facet["description"])
             declared = facet.get("type")
             types.update([declared] if isinstance(declared, str) else declared or [])
             if "const" in facet or "enum" in facet:
@@ -147,27 +211,117 @@ class _PlanCompiler:
             raise self.fail(pointer, 'an object must set "additionalProperties": false')
         if "array" in types and not items:
             raise self.fail(pointer, "an array must say what its 'items' are")
-        children = {name: self.node(described, category, seen) for name, described in properties.items()}
-        item_node = self.node(items, category, seen) if items else None
+        is_object = "object" in types or bool(properties)
+        scalar = not is_object and "array" not in types
+        if scalar:
+            self.scalars.append(ScalarField("".join("/" + _escape(t) for t in where), pointer, prop, tuple(values),
+                                            tuple(patterns), tuple(descriptions),
+                                            binding[0] if binding else None, in_array))
+        if binding is not None:
+            self.bind(binding, subs, where, scalar, types, category, in_array)
+        children = {key: self.node(described, category, seen, where + (key,), key, in_array)
+                    for key, described in properties.items()}
+        item_node = self.node(items, category, seen, where + ("-",), None, True) if items else None
         uniform = all(c.uniform and c.category == category for c in children.values())
         if item_node is not None:
             uniform = uniform and item_node.uniform and item_node.category == category
-        is_object = "object" in types or bool(properties)
         return _Node(category, children if is_object else None, item_node, uniform)
 
+    def bind(self, binding: tuple[str, str], subs: list[tuple[Any, str]], where: tuple[str, ...], scalar: bool,
+             types: set[str], category: str | None, in_array: bool) -> None:
+        """Record a field with x-bound-to, checking that the hub can check it and fill it in."""
+        value, at = binding
+        if value not in BINDINGS:   # also caught by _check_vocabulary; here for a clear order of faults
+            raise self.fail(at, f"unknown x-bound-to {value!r}; known: {', '.join(BINDINGS)}")
+        if not where:
+            raise self.fail(at, "x-bound-to goes on a field of the payload, not on the payload itself")
+        if not scalar or not types <= {"string", "constant"}:
+            raise self.fail(at, "x-bound-to goes on a string field (it holds a party id or a region name)")
+        if in_array:
+            raise self.fail(at, "x-bound-to is not supported inside an array: one bound value per field")
+        if category is not None:
+            raise self.fail(at, f"a bound field names an authority, not a person: it may not carry (or sit under) "
+                                f"a data category ({category!r})")
+        # The field's own schema, its references resolved against the contract's $defs: the registry
+        # asks it whether the values the hub would fill in are ones the contract admits.
+        # (A copy: fastjsonschema rewrites the contract's references in place when it compiles it.)
+        checker = Draft202012Validator(copy.deepcopy({"$defs": self.root.get("$defs", {}),
+                                                      "allOf": [sub for sub, _ in subs]}),
+                                       format_checker=FORMAT_CHECKER)
+        self.bound.append(BoundField("".join("/" + _escape(t) for t in where), where, value, at, checker.is_valid))
 
-def _check_category_values(schema: Any, file: str, pointer: str = "") -> None:
-    """Every x-data-category anywhere in the file names a known category (unused $defs included)."""
+
+def _check_vocabulary(schema: Any, file: str, pointer: str = "") -> None:
+    """Every x-data-category and x-bound-to anywhere in the file is one of the known values
+    (unused $defs included)."""
     if isinstance(schema, dict):
-        if CATEGORY_KEY in schema and schema[CATEGORY_KEY] not in DATA_CATEGORIES:
-            raise RegistryError(file, f"{pointer}/{CATEGORY_KEY}",
-                                f"unknown data category {schema[CATEGORY_KEY]!r}; known: {', '.join(sorted(DATA_CATEGORIES))}")
+        for key, known, what in ((CATEGORY_KEY, DATA_CATEGORIES, "data category"), (BOUND_KEY, BINDINGS, "x-bound-to")):
+            if key in schema and schema[key] not in known:
+                raise RegistryError(file, f"{pointer}/{key}",
+                                    f"unknown {what} {schema[key]!r}; known: {', '.join(sorted(known))}")
         for key, sub in schema.items():
             if key not in ("const", "enum", "default", "examples"):
-                _check_category_values(sub, file, f"{pointer}/{_escape(key)}")
+                _check_vocabulary(sub, file, f"{pointer}/{_escape(key)}")
     elif isinstance(schema, list):
         for i, sub in enumerate(schema):
-            _check_category_values(sub, file, f"{pointer}/{i}")
+            _check_vocabulary(sub, file, f"{pointer}/{i}")
+
+
+# --- which fields name a party ------------------------------------------------------------------
+
+# Property names that say the field names an authority or a party, whatever its values look like.
+AUTHORITY_NAMES = frozenset({"sender", "recipient", "authority", "party", "requester", "decider"})
+AUTHORITY_SUFFIXES = ("_authority", "_party", "_by")
+_PARTY_WORDS = re.compile(r"\bparty[ _-]?ids?\b", re.IGNORECASE)
+# The shape of a party id (contracts/parties.yaml, hub.registry.flows).
+PARTY_ID_PATTERN = r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$"
+
+
+def party_fields(fields: Collection[ScalarField], party_names: Collection[str]) -> list[tuple[ScalarField, str]]:
+    """The fields that name a party, each with the reason: what the registry requires to be bound.
+
+    A field (a single value anywhere in the payload: a property at any depth, through $ref into
+    $defs, or an array's items) names a party when
+
+    1. its property name is an authority's: one of AUTHORITY_NAMES, or ending in _authority, _party
+       or _by (deciding_authority, requested_by, decided_by, informed_by, …); or
+    2. one of its enum / const values is in `party_names` — the party ids of contracts/parties.yaml
+       and the contracts' names of the regional authorities (flanders, …: hub.domain.flows.REGION_PARTIES); or
+    3. its description says it holds a party id ("A party id of contracts/parties.yaml"); or
+    4. its pattern is the shape of a party id (PARTY_ID_PATTERN), or names a party — a party id, or
+       the first part of a dotted one (`^dvz$`, `^region\\.[a-z-]+$`) — and admits one.
+
+    Only single values are looked at: a field's name, values, description and pattern are all the
+    schema says about what it holds. What such a field must be bound to is the contract's to say.
+    """
+    names = {str(n) for n in party_names}
+    words = names | {n.split(".", 1)[0] for n in names if "." in n}
+    found = []
+    for f in fields:
+        reason = None
+        if f.name is not None and (f.name in AUTHORITY_NAMES or f.name.endswith(AUTHORITY_SUFFIXES)):
+            reason = f"its name {f.name!r} is an authority's"
+        elif hit := sorted(str(v) for v in f.values if isinstance(v, str) and v in names):
+            reason = f"its allowed values name parties ({', '.join(hit[:3])})"
+        elif any(_PARTY_WORDS.search(d) for d in f.descriptions):
+            reason = "its description says it holds a party id"
+        elif any(_pattern_names_a_party(p, words, names) for p in f.patterns):
+            reason = "its pattern names a party"
+        if reason is not None:
+            found.append((f, reason))
+    return found
+
+
+def _pattern_names_a_party(pattern: str, words: set[str], names: set[str]) -> bool:
+    if pattern == PARTY_ID_PATTERN:
+        return True
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return False
+    text = re.sub(r"\\(.)", r"\1", pattern)   # ^region\.[a-z-]+$ → ^region.[a-z-]+$
+    literal = any(re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", text) for w in words)
+    return literal and any(compiled.search(n) for n in names)
 
 
 def _declared_categories(node: _Node) -> frozenset[str]:
@@ -279,8 +433,8 @@ def describe_error(error: ValidationError) -> str:
 class MessageContract:
     """One message contract (contracts/messages/<name>.schema.json), compiled once."""
 
-    __slots__ = ("name", "schema", "version", "id", "source", "declared_categories", "_validator", "_fast",
-                 "_plan")
+    __slots__ = ("name", "schema", "version", "id", "source", "declared_categories", "bound_fields",
+                 "scalar_fields", "_validator", "_fast", "_plan")
 
     def __init__(self, name: str, schema: dict, *, source: str | None = None):
         source = source or f"messages/{name}{CONTRACT_SUFFIX}"
@@ -297,14 +451,20 @@ class MessageContract:
         if schema.get("$id") != expected_id:
             raise RegistryError(source, "$id", f"must be {expected_id}")
         self.name, self.schema, self.version, self.id, self.source = name, schema, version, expected_id, source
-        _check_category_values(schema, source)
-        self._plan = _PlanCompiler(schema, source).node([(schema, "")], None)
+        _check_vocabulary(schema, source)
+        compiler = _PlanCompiler(schema, source)
+        self._plan = compiler.node([(schema, "")], None)
         self.declared_categories: frozenset[str] = _declared_categories(self._plan)
+        # x-bound-to: the bound fields' paths, found once here; `bind` only follows them
+        self.bound_fields: tuple[BoundField, ...] = tuple(compiler.bound)
+        self.scalar_fields: tuple[ScalarField, ...] = tuple(compiler.scalars)
         self._validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
         # The hot path: the same schema compiled to Python code, with the same format checks.
         # jsonschema stays the reference: it writes the error report, and a payload either refuses
         # is refused (tests/test_contracts.py checks the two agree on mutated samples).
-        self._fast = fastjsonschema.compile(schema, formats=_FAST_FORMATS, use_default=False)
+        # (on a copy: fastjsonschema rewrites every $ref of the schema it is given to an absolute URI,
+        # and `schema` is the contract as published — the catalogue and /openapi.json show it)
+        self._fast = fastjsonschema.compile(copy.deepcopy(schema), formats=_FAST_FORMATS, use_default=False)
 
     def __repr__(self) -> str:
         return f"MessageContract({self.name!r}, version={self.version!r})"
@@ -341,6 +501,37 @@ class MessageContract:
         kept = _project(self._plan, payload, allowed)
         return {} if kept is _DROP else kept
 
+    def bind(self, payload: dict, values: Mapping[str, str]) -> dict:
+        """Check the bound fields (x-bound-to) of a validated payload against what the hub knows.
+
+        `values` gives, per binding, the value its fields must hold (e.g. {"sender": "region.flanders"});
+        a binding not in it does not apply to this message (dossier.region on a flow that creates the
+        dossier). A field that holds another value is refused (NotAuthorised, code not_your_authority),
+        naming the field, never its value. A field left out is filled in, where the object that holds it
+        is present: the answer is then a new payload (the one given is not changed), else the same one.
+        """
+        wrong: list[dict[str, str]] = []
+        fills: list[tuple[BoundField, str]] = []
+        for f in self.bound_fields:
+            expected = values.get(f.binding)
+            if expected is None:
+                continue
+            holder: Any = payload
+            for token in f.tokens[:-1]:
+                holder = holder.get(token) if isinstance(holder, dict) else None
+            if not isinstance(holder, dict):
+                continue
+            if f.tokens[-1] not in holder:
+                fills.append((f, expected))
+            elif holder[f.tokens[-1]] != expected:
+                wrong.append({"path": f.pointer, "rule": BOUND_KEY,
+                              "message": f"must name {_WHAT_IT_NAMES[f.binding]} (x-bound-to: {f.binding})"})
+        if wrong:
+            raise NotAuthorised(wrong, code="not_your_authority")
+        for f, expected in fills:
+            payload = _with(payload, f.tokens, expected)
+        return payload
+
     def has_path(self, pointer: str) -> bool:
         """Whether a JSON pointer (e.g. "/worker/insz", "/identity_documents/0") names a field of the contract."""
         return pointer == "" or (pointer.startswith("/") and self._node_at(pointer) is not None)
@@ -362,6 +553,20 @@ class MessageContract:
             else:
                 return None
         return node
+
+
+_WHAT_IT_NAMES = {"sender": "the authenticated sender", "dossier.region": "the competent region of the dossier"}
+
+
+def _with(payload: dict, tokens: tuple[str, ...], value: Any) -> dict:
+    """A copy of `payload` with `value` at `tokens`: the objects on the way are copied, nothing else."""
+    top = dict(payload)
+    holder = top
+    for token in tokens[:-1]:
+        holder[token] = dict(holder[token])
+        holder = holder[token]
+    holder[tokens[-1]] = value
+    return top
 
 
 def _fast_format(name: str):

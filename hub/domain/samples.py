@@ -1,7 +1,9 @@
 """Valid payloads for every message contract, for synthetic workers (no real person).
 
 Used by the demo, the benchmarks and the tests. Each factory returns a fresh dict; keyword
-overrides replace top-level keys (None removes one).
+overrides replace top-level keys (None removes one). A field that names an authority is bound to
+the sender or the dossier (`x-bound-to`): the factories state the usual one (region.flanders, dvz,
+flanders), which must then be the sender's or the dossier's; None leaves it to the hub to fill in.
 """
 from __future__ import annotations
 
@@ -158,15 +160,14 @@ def sample_additional_documents(dossier_id: str = DOSSIER_ID, **overrides: Any) 
     }, overrides)
 
 
-def sample_admissibility_decision(dossier_id: str = DOSSIER_ID, *, region: str = "region.flanders",
+def sample_admissibility_decision(dossier_id: str = DOSSIER_ID, *, region: str | None = "region.flanders",
                                   **overrides: Any) -> dict[str, Any]:
     return _apply({
         "dossier_id": dossier_id,
         "decision": "admissible",
         "decided_at": "2026-02-10T14:00:00+01:00",
-        "deciding_authority": region,
         "case_reference": "EM-2026-0001",
-    }, overrides)
+    }, {"deciding_authority": region, **overrides})
 
 
 _RESIDENCE_KIND = {"granted": "residence_authorisation", "refused": "residence_refusal",
@@ -188,19 +189,18 @@ def sample_residence_decision(dossier_id: str = DOSSIER_ID, *, outcome: str = "g
     return _apply(payload, overrides)
 
 
-def sample_work_decision(dossier_id: str = DOSSIER_ID, *, region: str = "region.flanders", outcome: str = "granted",
-                         **overrides: Any) -> dict[str, Any]:
+def sample_work_decision(dossier_id: str = DOSSIER_ID, *, region: str | None = "region.flanders",
+                         outcome: str = "granted", **overrides: Any) -> dict[str, Any]:
     payload = {
         "dossier_id": dossier_id,
         "decision_kind": _WORK_KIND[outcome],
         "outcome": outcome,
         "decided_at": "2026-03-18T10:00:00+01:00",
-        "deciding_authority": region,
         "case_reference": "EM-2026-0001",
     }
     if outcome == "granted":
         payload.update(valid_from="2026-05-01", valid_until="2028-04-30")
-    return _apply(payload, overrides)
+    return _apply(payload, {"deciding_authority": region, **overrides})
 
 
 def sample_single_act(dossier_id: str = DOSSIER_ID, **overrides: Any) -> dict[str, Any]:
@@ -239,35 +239,34 @@ def sample_authorisation_notice(dossier_id: str = DOSSIER_ID, *, requested_docum
     return _apply(payload, overrides)
 
 
-def sample_negative_decision_notice(dossier_id: str = DOSSIER_ID, *, decided_by: str = "dvz",
+def sample_negative_decision_notice(dossier_id: str = DOSSIER_ID, *, decided_by: str | None = "dvz",
                                     **overrides: Any) -> dict[str, Any]:
-    return _apply({"dossier_id": dossier_id, "negative_decision_taken": True, "decided_by": decided_by,
-                   "decided_at": "2026-03-20"}, overrides)
+    return _apply({"dossier_id": dossier_id, "negative_decision_taken": True, "decided_at": "2026-03-20"},
+                  {"decided_by": decided_by, **overrides})
 
 
-def sample_permit_withdrawal_notice(dossier_id: str = DOSSIER_ID, *, decided_by: str = "region.flanders",
-                                    **overrides: Any) -> dict[str, Any]:
+def sample_permit_withdrawal_notice(dossier_id: str = DOSSIER_ID, *, decided_by: str | None = "region.flanders",
+                                    competent_region: str | None = "flanders", **overrides: Any) -> dict[str, Any]:
     return _apply({
         "dossier_id": dossier_id,
         "withdrawal_kind": "work_authorisation_withdrawal",
         "decided_at": "2026-09-01",
-        "decided_by": decided_by,
-        "competent_region": "flanders",
         "worker": {"first_name": "Amara", "last_name": "Testworker", "birth_date": WORKER_BIRTH_DATE.isoformat(),
                    "nationality": "CAN", "insz": WORKER_INSZ},
         "contact": {"email": "amara.testworker@example.org", "phone": "+32 470 00 00 00", "preferred_language": "en"},
-    }, overrides)
+    }, {"decided_by": decided_by, "competent_region": competent_region, **overrides})
 
 
-def sample_appeal_lodged(dossier_id: str = DOSSIER_ID, *, informed_by: str = "dvz", **overrides: Any) -> dict[str, Any]:
+def sample_appeal_lodged(dossier_id: str = DOSSIER_ID, *, informed_by: str | None = "dvz",
+                         **overrides: Any) -> dict[str, Any]:
     return _apply({"dossier_id": dossier_id, "appeal_body": "council_for_alien_law_litigation",
-                   "lodged_on": "2026-04-10", "against": "residence", "informed_by": informed_by}, overrides)
+                   "lodged_on": "2026-04-10", "against": "residence"}, {"informed_by": informed_by, **overrides})
 
 
-def sample_appeal_ended(dossier_id: str = DOSSIER_ID, *, outcome: str = "rejected", informed_by: str = "dvz",
+def sample_appeal_ended(dossier_id: str = DOSSIER_ID, *, outcome: str = "rejected", informed_by: str | None = "dvz",
                         **overrides: Any) -> dict[str, Any]:
-    return _apply({"dossier_id": dossier_id, "appeal_outcome": outcome, "ended_on": "2026-09-15",
-                   "informed_by": informed_by}, overrides)
+    return _apply({"dossier_id": dossier_id, "appeal_outcome": outcome, "ended_on": "2026-09-15"},
+                  {"informed_by": informed_by, **overrides})
 
 
 def sample_clock_reminder(dossier_id: str = DOSSIER_ID, **overrides: Any) -> dict[str, Any]:
@@ -306,26 +305,30 @@ def sample_payload(contract_name: str, dossier_id: str = DOSSIER_ID) -> dict[str
 
 
 # Flow id → (a sender allowed on it, a valid payload for a dossier id), for end-to-end tests and the demo.
+# The payloads leave out what the hub derives (x-bound-to: the sender, the dossier's region), so that
+# every party that may send on the flow may send them, about any dossier: the hub fills it in.
 FLOW_SAMPLES: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
     "single-permit.application-submitted": ("portal", lambda d: sample_application()),
     "professional-card.application-submitted": ("portal", lambda d: sample_application(
         application_kind="professional_card", category="professional_card", employment=None,
         self_employment={"activity_description": "Independent software consultancy", "start_date": "2026-06-01"})),
-    "single-permit.additional-documents-requested": ("region.flanders", sample_additional_documents_requested),
+    "single-permit.additional-documents-requested": ("region.flanders", lambda d: sample_additional_documents_requested(
+        d, requested_by=None)),
     "single-permit.additional-documents": ("portal", sample_additional_documents),
-    "single-permit.admissible-to-dvz": ("region.flanders", sample_admissibility_decision),
-    "single-permit.residence-decision": ("dvz", sample_residence_decision),
-    "single-permit.work-decision": ("region.flanders", sample_work_decision),
+    "single-permit.admissible-to-dvz": ("region.flanders", lambda d: sample_admissibility_decision(d, region=None)),
+    "single-permit.residence-decision": ("dvz", lambda d: sample_residence_decision(d, deciding_authority=None)),
+    "single-permit.work-decision": ("region.flanders", lambda d: sample_work_decision(d, region=None)),
     "single-permit.single-act-notified": ("dvz", sample_single_act),
     "single-permit.authorisation-to-diplomatic-post": ("dvz", sample_authorisation_notice),
     "single-permit.authorisation-to-municipality": ("dvz", lambda d: sample_authorisation_notice(
         d, requested_document="temporary_residence_document")),
     "work-permit.authorisation-to-diplomatic-post": ("region.flanders", lambda d: sample_authorisation_notice(
         d, authorisation_kind="work_permit")),
-    "single-permit.negative-decision-notice": ("dvz", sample_negative_decision_notice),
-    "single-permit.withdrawal-to-employment-service": ("region.flanders", sample_permit_withdrawal_notice),
-    "single-permit.appeal-lodged": ("dvz", sample_appeal_lodged),
-    "single-permit.appeal-ended": ("dvz", sample_appeal_ended),
+    "single-permit.negative-decision-notice": ("dvz", lambda d: sample_negative_decision_notice(d, decided_by=None)),
+    "single-permit.withdrawal-to-employment-service": ("region.flanders", lambda d: sample_permit_withdrawal_notice(
+        d, decided_by=None, competent_region=None)),
+    "single-permit.appeal-lodged": ("dvz", lambda d: sample_appeal_lodged(d, informed_by=None)),
+    "single-permit.appeal-ended": ("dvz", lambda d: sample_appeal_ended(d, informed_by=None)),
     "platform.clock-reminder": ("onss", sample_clock_reminder),
     "single-permit.deemed-authorisation": ("onss", sample_deemed_authorisation),
 }

@@ -22,7 +22,7 @@ from hub.domain import documents, policy
 from hub.domain.dossier import change
 from hub.domain.envelope import Envelope, new_id, payload_hash, utcnow
 from hub.domain.errors import FlowDisabled, HubError, MalformedMessage, ProcedureNotStarted
-from hub.domain.flows import Flow, Registry, region_party
+from hub.domain.flows import REGION_PARTIES, Flow, Registry, region_party
 from hub.infra.store.unit_of_work import Batch, UnitOfWork
 from hub.messaging.dossiers import load_dossier, stored_message, write_dossier, write_message
 
@@ -58,6 +58,9 @@ class Transit:
     flow: Flow | None = None
     categories: set[str] = field(default_factory=set)
     dossier: dict[str, Any] | None = None
+    # the payload as the hub stores and delivers it: the submission's, with the bound fields it left
+    # out filled in (x-bound-to); the submission keeps the payload as received
+    payload: dict[str, Any] | None = None
     envelope: Envelope | None = None
     duplicate_of: Accepted | None = None
 
@@ -78,7 +81,7 @@ def deduplicate(ing: Ingress, t: Transit) -> Transit:
     """A sender that retries with the same message id gets the first answer (idempotent ingress)."""
     if t.submission.message_id:
         with ing.work.reads.connect() as conn:
-            t.duplicate_of = _duplicate(conn, t.submission)
+            t.duplicate_of = _duplicate(ing, conn, t.submission)
     return t
 
 
@@ -106,7 +109,9 @@ def validate(ing: Ingress, t: Transit) -> Transit:
 
 
 def authorise(ing: Ingress, t: Transit) -> Transit:
-    """Art. 11: flow × sender × recipient; the sender must be a party to the dossier it writes about."""
+    """Art. 11: flow × sender × recipient; the sender must be a party to the dossier it writes about,
+    and what the payload says of an authority must be true: each bound field (x-bound-to) names the
+    authenticated sender or the dossier's region (a field left out is filled in with it)."""
     s, flow = t.submission, t.flow
     policy.check_sender(flow, s.sender, None)
     if s.dossier_id and s.payload.get("dossier_id") not in (None, s.dossier_id):
@@ -117,8 +122,9 @@ def authorise(ing: Ingress, t: Transit) -> Transit:
     else:
         t.dossier = load_dossier(ing.work.reads, s.dossier_id or s.payload.get("dossier_id"))
         policy.check_sender(flow, s.sender, t.dossier)
+    t.payload = _bound(ing.registry, flow, s.sender, t.dossier, s.payload)
     s.recipients = policy.recipients_for(ing.registry, flow, t.dossier, s.sender, s.recipients)
-    t.dossier["change"] = _change(flow, t.dossier, s.payload, t.received_at)
+    t.dossier["change"] = _change(flow, t.dossier, t.payload, t.received_at)
     return t
 
 
@@ -128,7 +134,7 @@ def store(ing: Ingress, t: Transit) -> Transit:
     s, flow = t.submission, t.flow
     env = Envelope(
         message_id=s.message_id or new_id(), flow_id=flow.id, sender=s.sender, recipients=s.recipients,
-        purpose=flow.purpose, correlation_id=s.correlation_id or t.dossier["id"], payload=s.payload,
+        purpose=flow.purpose, correlation_id=s.correlation_id or t.dossier["id"], payload=t.payload,
         dossier_id=t.dossier["id"], acting_person=s.acting_person, received_at=t.received_at,
     )
 
@@ -164,7 +170,7 @@ def submit(ing: Ingress, submission: Submission) -> Accepted:
     except IntegrityError:
         # the same message id raced in twice: the first one won, this one is its duplicate
         with ing.work.reads.connect() as conn:
-            if dup := _duplicate(conn, submission):
+            if dup := _duplicate(ing, conn, submission):
                 return dup
         raise
     except HubError as err:
@@ -200,12 +206,44 @@ def _change(flow: Flow, dossier: dict[str, Any], payload: dict[str, Any], at: da
     return change(dossier, flow.dossier_state, payload, at)
 
 
-def _duplicate(conn: Any, s: Submission) -> Accepted | None:
+# The contracts' region names by the regional authority's party id (dossiers.competent_region).
+_REGION_NAMES = {party: name for name, party in REGION_PARTIES.items()}
+
+
+def _bound(registry: Registry, flow: Flow, sender: str, dossier: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload checked against its bound fields (x-bound-to; paths found when the contract was
+    loaded) and with those it left out filled in; another value is a 403 not_your_authority that
+    names the field. On a flow that creates the dossier, its region is the one the payload names."""
+    contract = registry.contract_for(flow)
+    if not contract.bound_fields:
+        return payload
+    values = {"sender": sender}
+    if not flow.creates_dossier:
+        values["dossier.region"] = _REGION_NAMES[dossier["competent_region"]]
+    return contract.bind(payload, values)
+
+
+def _duplicate(ing: Ingress, conn: Any, s: Submission) -> Accepted | None:
     """The first answer to a message id already used by this sender for this payload; a message id
     used for another message is refused."""
     stored = stored_message(conn, s.message_id)
     if stored is None:
         return None
-    if stored.sender != s.sender or stored.payload_hash != payload_hash(s.payload):
+    if stored.sender != s.sender or not _same_payload(ing, s, stored.payload_hash, stored.dossier_id):
         raise MalformedMessage("message_id already used for another message", code="message_id_reused")
     return Accepted(s.message_id, stored.dossier_id, stored.recipients, duplicate=True)
+
+
+def _same_payload(ing: Ingress, s: Submission, stored_hash: str, dossier_id: str | None) -> bool:
+    """Whether a retry carries the payload first stored: the same as received, or the same once the
+    hub filled in what it left out (the stored hash is of the payload as stored, x-bound-to filled in)."""
+    if stored_hash == payload_hash(s.payload):
+        return True
+    flow = ing.registry.flows.get(s.flow_id) if isinstance(s.flow_id, str) else None
+    if flow is None or not isinstance(s.payload, dict) or not ing.registry.contract_for(flow).bound_fields:
+        return False
+    try:
+        dossier = None if flow.creates_dossier else load_dossier(ing.work.reads, dossier_id)
+        return stored_hash == payload_hash(_bound(ing.registry, flow, s.sender, dossier, s.payload))
+    except (HubError, KeyError, TypeError):   # another dossier, another authority: another message
+        return False

@@ -1,7 +1,8 @@
 """Loading the message contracts: every contracts/messages/<name>.schema.json, compiled once.
 
-Compiling a contract (checking the schema, building its walk plan and its fast validator) is the
-costly part of loading the registry, so a contract is compiled once per process for the same name
+Compiling a contract (checking the schema, building its walk plan, finding its bound fields —
+`x-bound-to`, checked per message by the ingress — and its fast validator) is the costly part of
+loading the registry, so a contract is compiled once per process for the same name
 and text, wherever the file lies (a copy of contracts/ compiles nothing again). A MessageContract
 is never changed after it is built, so sharing it is safe.
 """

@@ -4,7 +4,9 @@ cross-checked at start-up (a wrong file stops the hub with a RegistryError namin
 The cross-checks are the protocol agreement's rules on the registry itself: a flow's purpose is one
 of Art. 10 1°–9°; its controllers and processor have those roles; every recipient rule names
 categories the flow carries (Art. 11); health data and criminal records reach only the parties that
-examine them (Art. 15–17); a flow may carry every category its contract can carry.
+examine them (Art. 15–17); a flow may carry every category its contract can carry; every field of a
+message that names a party is bound (`x-bound-to`) to what the hub knows — the sender, the dossier's
+region — and can hold what the hub would fill in (a party speaks only for itself).
 """
 from __future__ import annotations
 
@@ -17,11 +19,11 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
 from hub.domain.categories import DATA_CATEGORIES, SOCIAL_SECURITY
-from hub.domain.contracts import MessageContract
+from hub.domain.contracts import BOUND_KEY, MessageContract, party_fields
 from hub.domain.dossier import STATES
 from hub.domain.errors import RegistryError
 from hub.domain.flows import (
-    PARTY_KINDS, PARTY_ROLES, PURPOSES, RETENTION_RULES, Flow, Party, RecipientRule, Registry,
+    PARTY_KINDS, PARTY_ROLES, PURPOSES, REGION_PARTIES, RETENTION_RULES, Flow, Party, RecipientRule, Registry,
 )
 from hub.domain.parties import DVZ, PLATFORM, PORTAL
 from hub.registry.contracts import load_contracts
@@ -184,6 +186,7 @@ def _build_flow(m: _FlowModel, file: str, parties: Mapping[str, Party],
         if not contract.has_path(pointer):
             raise fail(f"payload_constraints.{pointer}", f"no field {pointer} in contract {m.message!r}")
         constraints[pointer] = frozenset(allowed)
+    _check_bound_fields(m, file, parties, contract, fail)
     if m.enrich and not (m.attach_dossier or m.dossier.creates):
         raise fail("enrich", "enrichment is about a dossier: the flow must create or forward one")
     if m.enrich and not any(SOCIAL_SECURITY in r.data_categories for r in rules):
@@ -197,6 +200,50 @@ def _build_flow(m: _FlowModel, file: str, parties: Mapping[str, Party],
         opens_with=m.opens_with,
         source_file=file, payload_constraints=MappingProxyType(constraints), enrich=tuple(m.enrich),
     )
+
+
+# A flow that creates a dossier gives it the competent region the payload names here (hub.messaging.ingress).
+DOSSIER_REGION_FIELD = "/competent_region"
+
+
+def _check_bound_fields(m: _FlowModel, file: str, parties: Mapping[str, Party], contract: MessageContract,
+                        fail: Callable[[str, str], RegistryError]) -> None:
+    """x-bound-to on this flow: every party that may send on it can be what its sender-bound fields
+    hold (the hub fills them in with it), and a flow that creates a dossier takes its region from a
+    field bound to dossier.region."""
+    for field in contract.bound_fields:
+        if field.binding != "sender":
+            continue
+        for i, pattern in enumerate(m.senders):
+            refused = [p for p in parties if fnmatchcase(p, pattern) and not field.accepts(p)]
+            if refused:
+                raise fail(f"senders.{i}", f"{', '.join(sorted(refused))} may send on this flow, but contract "
+                                           f"{m.message!r} does not admit it at {field.pointer} (x-bound-to: sender)")
+    if m.dossier.creates and not any(f.pointer == DOSSIER_REGION_FIELD and f.binding == "dossier.region"
+                                     for f in contract.bound_fields):
+        raise fail("message", f"this flow creates the dossier, whose competent region is the payload's "
+                              f"{DOSSIER_REGION_FIELD}: contract {m.message!r} must bind it (x-bound-to: dossier.region)")
+
+
+def _check_party_fields(contracts: Mapping[str, MessageContract], parties: Mapping[str, Party]) -> None:
+    """Every field that names a party (hub.domain.contracts.party_fields: by its name, its values,
+    its description or its pattern) declares what it is bound to; a field bound to dossier.region
+    holds the contracts' region names (REGION_PARTIES)."""
+    names = set(parties) | set(REGION_PARTIES)
+    for contract in contracts.values():
+        for field, reason in party_fields(contract.scalar_fields, names):
+            if field.binding is None:
+                raise RegistryError(contract.source, field.schema_pointer,
+                                    f"the field {field.pointer or '/'} names a party ({reason}) but does not say what "
+                                    "it is bound to: declare x-bound-to (sender or dossier.region, contracts/README.md) "
+                                    "so that the hub checks it against the authenticated sender or the dossier")
+        for field in contract.bound_fields:
+            if field.binding == "dossier.region":
+                refused = [r for r in REGION_PARTIES if not field.accepts(r)]
+                if refused:
+                    raise RegistryError(contract.source, field.schema_pointer.removesuffix("/" + BOUND_KEY),
+                                        f"a field bound to dossier.region holds the region's name, but "
+                                        f"{', '.join(refused)} is not admitted at {field.pointer}")
 
 
 def _check_special_categories(m: _FlowModel, i: int, pattern: str, categories: Sequence[str],
@@ -225,6 +272,7 @@ def load_registry(contracts_dir: Path) -> Registry:
     contracts_dir = Path(contracts_dir)
     parties = _load_parties(contracts_dir)
     contracts = load_contracts(contracts_dir / "messages")
+    _check_party_fields(contracts, parties)
     flows: dict[str, Flow] = {}
     flows_dir = contracts_dir / "flows"
     if not flows_dir.is_dir():

@@ -52,8 +52,8 @@ def test_every_contract_loads_with_version_and_id(contracts):
     assert set(contracts) == {p.name.removesuffix(".schema.json") for p in MESSAGES.glob("*.schema.json")}
     for name, contract in contracts.items():
         assert contract.name == name
-        assert contract.version == "1.0"
-        assert contract.schema["$id"] == f"https://contracts.wib-hub.example/messages/{name}/1.0"
+        assert contract.version in ("1.0", "1.1")      # 1.1: authority fields bound to the sender (x-bound-to)
+        assert contract.schema["$id"] == f"https://contracts.wib-hub.example/messages/{name}/{contract.version}"
         assert contract.declared_categories <= DATA_CATEGORIES
 
 
