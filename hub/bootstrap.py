@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy import Engine, text
@@ -17,8 +19,8 @@ from hub.domain.consultation import Consultation
 from hub.domain.designations import Designations
 from hub.domain.flows import Registry
 from hub.infra import oplog
-from hub.infra.auth import StoredReplayCache, TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
-from hub.infra.settings import Settings
+from hub.infra.auth import Client, StoredReplayCache, TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
+from hub.infra.settings import ConfigurationError, Settings
 from hub.infra.store import migrate, open_engine
 from hub.infra.store.unit_of_work import UnitOfWork
 from hub.infra.transport import Transport, open_transport
@@ -33,7 +35,7 @@ from hub.registry import Contracts
 from hub.registry import load as load_contracts
 from hub.runtime import Runtime
 
-__all__ = ["Hub", "build_hub", "build_sources", "open_work", "checkpoint_policy"]
+__all__ = ["Hub", "build_hub", "build_sources", "check_token_url", "open_work", "checkpoint_policy"]
 
 log = structlog.get_logger("hub")
 
@@ -135,21 +137,43 @@ def build_hub(settings: Settings | None = None, *, contracts: Contracts | None =
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     contracts = contracts or load_contracts(settings.contracts_dir)
     registry = contracts.registry
+    clients_file = settings.resolved_clients_file()
+    if settings.clients_file is None:
+        ensure_clients_file(clients_file, registry.parties)
+    clients = load_clients(clients_file)
+    check_token_url(settings, clients, clients_file)   # before anything is opened
     work = open_work(settings, seal=True, migrate_store=True)
     transport = open_transport(settings.resolved_broker_url())
     transport.declare(settings.queue_prefix + ROUTE_QUEUE)
     for party in registry.parties.values():
         if party.delivery == "queue":
             transport.declare(party_queue(party.id, settings.queue_prefix))
-    clients_file = settings.resolved_clients_file()
-    if settings.clients_file is None:
-        ensure_clients_file(clients_file, registry.parties)
     key = settings.token_key or ensure_token_key(settings.token_key_file or settings.data_dir / "token.key")
     roles = {p.id: p.roles for p in registry.parties.values()}
-    tokens = TokenIssuer(key, load_clients(clients_file), roles, settings.token_ttl_seconds,
+    tokens = TokenIssuer(key, clients, roles, settings.token_ttl_seconds,
                          replays=StoredReplayCache(work.engine))   # a replay to any API process is refused
     wanted = sorted({name for flow in registry.flows.values() for name in flow.enrich})
     return Hub(settings, contracts, work.engine, transport, tokens, work, build_sources(settings, wanted))
+
+
+def check_token_url(settings: Settings, clients: Mapping[str, Client], clients_file: Path) -> None:
+    """The `aud` of a client assertion is the token URL of the settings, never one derived from a
+    request (its Host and X-Forwarded-* are the caller's to choose). A party with a public key
+    authenticates by assertion, so without HUB_TOKEN_URL the hub does not start; with client
+    secrets only it is not needed (an assertion is then refused: no key is registered)."""
+    url = settings.token_url
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigurationError("environment", "HUB_TOKEN_URL",
+                                     f"not an absolute http(s) URL without query or fragment: {url[:100]!r}")
+        return
+    keyed = sorted(party for party, client in clients.items() if client.public_keys)
+    if keyed:
+        named = ", ".join(keyed[:3]) + (f" and {len(keyed) - 3} more" if len(keyed) > 3 else "")
+        raise ConfigurationError(str(clients_file), "HUB_TOKEN_URL",
+                                 f"{named} authenticate with private_key_jwt: set HUB_TOKEN_URL to the public URL "
+                                 "of /oauth/token, the audience their assertions name")
 
 
 def checkpoint_policy(settings: Settings) -> CheckpointPolicy:

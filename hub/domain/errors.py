@@ -1,6 +1,7 @@
 """The hub's errors as types, each with a machine-readable code and an HTTP status.
 
-They are mapped once to HTTP (hub/interfaces/api/app.py) and once to the CLI (hub/interfaces/cli/options.py); nowhere else decides a status.
+They are mapped once to HTTP (hub/interfaces/api/problems.py: RFC 9457 problem details) and once to
+the CLI (hub/interfaces/cli/options.py); nowhere else decides a status.
 """
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ class MalformedMessage(HubError):
 
 class PayloadTooLarge(HubError):
     status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(HubError):
+    """A body in a media type the operation does not take (JSON bodies: application/json only)."""
+
+    status, code = 415, "unsupported_media_type"
 
 
 class ContractViolation(HubError):

@@ -8,6 +8,11 @@ secret of theirs. A client secret (or only its SHA-256) still works for the embe
 can be switched off (HUB_ALLOW_CLIENT_SECRETS=false). Optionally, a TLS-terminating proxy may pass
 the verified client-certificate subject in a header (HUB_MTLS_HEADER), mapped to a party here.
 
+At /oauth/token a client secret comes in the form (client_id, client_secret) or, as RFC 6749 §2.3.1
+prefers, by HTTP Basic: `Authorization: Basic base64(urlencode(client_id) ":" urlencode(client_secret))`
+(client_basic). One method per request. The `aud` of an assertion is the configured token URL
+(HUB_TOKEN_URL), never one built from the request.
+
 Access tokens name the party (`sub`), its roles (`scope`) and, when a person rather than a system
 acts, that person (`act.sub`, Art. 16: the persons with access are designated and traceable).
 
@@ -19,6 +24,8 @@ Clients file (JSON), one entry per party; every field optional, at least one cre
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -31,6 +38,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import unquote_plus
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -46,6 +54,9 @@ ASSERTION_ALGS = ("RS256", "ES256", "EdDSA")  # never none, never HS* (a shared 
 MAX_ASSERTION_SECONDS = 300
 CLOCK_SKEW_SECONDS = 30
 _ACTING_PERSON = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+BASIC_CHALLENGE = 'Basic realm="wib-hub"'   # WWW-Authenticate of the token endpoint's 401s
+# C0 and C1 controls and DEL: never in a client id, a secret or any other token-request parameter
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,42 @@ def _refuse(detail: str, code: str = "invalid_client") -> NotAuthenticated:
     return NotAuthenticated(detail, code=code)
 
 
+def basic_refusal(detail: str) -> NotAuthenticated:
+    """401 invalid_client answered with `WWW-Authenticate: Basic realm="wib-hub"` (RFC 6749 §5.2):
+    the error carries the challenge as `www_authenticate`."""
+    err = NotAuthenticated(detail, code="invalid_client")
+    err.www_authenticate = BASIC_CHALLENGE  # type: ignore[attr-defined]
+    return err
+
+
+def client_basic(authorization: str | None) -> tuple[str, str] | None:
+    """The (client_id, client_secret) of an `Authorization: Basic …` header (RFC 6749 §2.3.1, RFC
+    7617): base64 of `urlencode(client_id) ":" urlencode(client_secret)`, each form-url-decoded as
+    UTF-8. None without the header; a header that is not exactly that is refused (401 invalid_client)."""
+    if authorization is None:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise basic_refusal("the token endpoint takes HTTP Basic client authentication, or credentials in the form")
+    try:
+        text = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise basic_refusal("HTTP Basic credentials are not base64 of UTF-8 text") from None
+    encoded_id, colon, encoded_secret = text.partition(":")
+    if not colon:
+        raise basic_refusal("HTTP Basic credentials are urlencode(client_id):urlencode(client_secret)")
+    try:
+        client_id = unquote_plus(encoded_id, errors="strict")
+        client_secret = unquote_plus(encoded_secret, errors="strict")
+    except UnicodeDecodeError:
+        raise basic_refusal("HTTP Basic client_id or client_secret is not URL-encoded UTF-8") from None
+    if not client_id or not client_secret:
+        raise basic_refusal("HTTP Basic credentials need a client_id and a client_secret")
+    if CONTROL_CHARACTERS.search(client_id) or CONTROL_CHARACTERS.search(client_secret):
+        raise basic_refusal("HTTP Basic credentials hold a control character")
+    return client_id, client_secret
+
+
 class TokenIssuer:
     def __init__(self, key: str, clients: dict[str, Client], roles: dict[str, tuple[str, ...]],
                  ttl_seconds: int = 300, replays: ReplayCache | StoredReplayCache | None = None):
@@ -199,8 +246,22 @@ class TokenIssuer:
     # -- client authentication at /oauth/token --------------------------------------------------
 
     def authenticate(self, form: dict[str, str], *, audiences: Iterable[str],
-                     allow_client_secrets: bool = True) -> str:
-        """The party a token request proves to be: private_key_jwt, else (if allowed) client secret."""
+                     allow_client_secrets: bool = True, basic: tuple[str, str] | None = None) -> str:
+        """The party a token request proves to be: private_key_jwt, else (if allowed) a client secret,
+        in the form or by HTTP Basic (`basic`: the header's client id and secret, client_basic).
+        One method per request (RFC 6749 §2.3): Basic beside a secret or an assertion in the form is
+        invalid_request. `audiences`: the token URL an assertion must name (none: no assertion passes)."""
+        if basic is not None:
+            if form.get("client_secret") or form.get("client_assertion") or form.get("client_assertion_type"):
+                raise MalformedMessage("use one client authentication method: HTTP Basic, or client_secret or "
+                                       "client_assertion in the form", code="invalid_request")
+            client_id, client_secret = basic
+            if form.get("client_id") and form["client_id"] != client_id:
+                raise MalformedMessage("client_id in the form differs from the HTTP Basic client id",
+                                       code="invalid_request")
+            if not allow_client_secrets:
+                raise basic_refusal("client secrets are disabled; authenticate with private_key_jwt")
+            return self.check_secret(client_id, client_secret)
         if form.get("client_assertion") or form.get("client_assertion_type"):
             if form.get("client_assertion_type") != ASSERTION_TYPE:
                 raise MalformedMessage(f"client_assertion_type must be {ASSERTION_TYPE}", code="invalid_request")
@@ -237,6 +298,8 @@ class TokenIssuer:
             raise _refuse("unknown client or no public key registered")
         if client_id is not None and client_id != issuer:
             raise _refuse("client_id differs from the assertion's issuer")
+        if not audiences:
+            raise _refuse("no token URL is configured (HUB_TOKEN_URL): no assertion can be checked")
         kid = header.get("kid")
         candidates = [k for k in client.public_keys
                       if k.alg == header["alg"] and (kid is None or k.kid in (None, kid))]

@@ -1,11 +1,21 @@
 """Settings, read once from the environment (prefix HUB_). One place decides every knob."""
 from __future__ import annotations
 
+import ipaddress
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hub.domain.errors import RegistryError
+
+
+class ConfigurationError(RegistryError):
+    """A setting is missing or contradicts a configuration file: start-up stops, naming the file and
+    the setting. A RegistryError, so every command that reports a wrong contracts file reports this
+    the same way: one line, exit 2."""
 
 
 class Settings(BaseSettings):
@@ -21,7 +31,15 @@ class Settings(BaseSettings):
     token_key_file: Path | None = Field(None, description="file holding that key; default: generated into data_dir")
     clients_file: Path | None = Field(None, description="party client secrets (JSON); default: generated into data_dir")
     allow_client_secrets: bool = Field(True, description="accept client_secret at /oauth/token; false: private_key_jwt only")
-    token_url: str | None = Field(None, description="public URL of /oauth/token, the `aud` of client assertions; default: the URL the request came to")
+    token_url: str | None = Field(None, description="public URL of /oauth/token, the `aud` every client assertion (private_key_jwt) must name, compared exactly; "
+                                                "never taken from a request. Required when a party in the clients file has a public key "
+                                                "(start-up stops without it); without it only client secrets work")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="addresses or networks (comma-separated, e.g. 10.0.0.5,10.1.0.0/16) of the reverse proxies "
+                                          "whose X-Forwarded-For/-Proto are believed; default: none (the peer is the client)")
+    max_header_count: int = Field(100, ge=1, description="most header fields a request may carry (more: 431)")
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="largest total size of a request's header fields, names, values, ': ' and CRLF "
+                                                                  "counted (more: 431); the request line may add up to 8 KiB")
     mtls_header: str | None = Field(None, description="header in which a TLS-terminating proxy passes the verified client-certificate subject; off by default")
     rate_limit_per_second: float = Field(100.0, description="sustained requests per second per party; 0 disables rate limiting")
     rate_limit_burst: int = Field(300, description="requests a party may send at once before the sustained rate applies")
@@ -49,6 +67,24 @@ class Settings(BaseSettings):
     retention_batch: int = Field(1000, description="dossiers deleted per transaction by the retention run")
     retention_run_seconds: float = Field(3600.0, description="how often the worker runs retention (0: never; `wib-hub retention run` still works)")
     professional_card_start: date | None = Field(None, description="Art. 34/36: the day the professional-card procedure starts on the platform; before it (or unset) its flows refuse submissions")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        """A comma-separated list (the environment) or a list; each an IP address or network,
+        written as uvicorn matches it (a network by its base address: 10.1.2.3/16 is 10.1.0.0/16)."""
+        if isinstance(value, str):
+            value = [part for part in (p.strip() for p in value.split(",")) if part]
+        if not isinstance(value, (list, tuple)):
+            return value
+        proxies = []
+        for item in (str(v).strip() for v in value):
+            try:
+                proxies.append(str(ipaddress.ip_network(item, strict=False)) if "/" in item
+                               else str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item[:60]!r}") from None
+        return proxies
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from json.decoder import scanstring
 from pathlib import Path
@@ -132,8 +133,11 @@ class Catalogue:
         return entry, component or None
 
     def validate(self, name: str, data: bytes, filename: str | None = None,
-                 media_type: str | None = None) -> list[Problem]:
-        """The problems of `data` against contract `name` (empty: valid)."""
+                 media_type: str | None = None, *, parse_json: Callable[[str], Any] | None = None) -> list[Problem]:
+        """The problems of `data` against contract `name` (empty: valid). A JSON document is read
+        with `parse_json` when given (the API passes its strict loader, whose refusals propagate),
+        else json.loads; either way a document nested past what can be read or checked, or holding
+        a number Python will not convert, is a problem, never a crash."""
         entry, component = self.lookup(name)
         if not entry.exists:
             raise ContractFileMissing(f"{entry.name}: contracts/{entry.file} is listed in the catalogue "
@@ -144,7 +148,7 @@ class Catalogue:
                                                     f"the document is {syntax.upper()}")]
         if syntax == "xml":
             return self._validate_xml(entry, data)
-        return self._validate_json(entry, component, data)
+        return self._validate_json(entry, component, data, parse_json or json.loads)
 
     # --- compiled validators ---
 
@@ -155,7 +159,8 @@ class Catalogue:
                 self._compiled[key] = _compile(entry, component)
             return self._compiled[key]
 
-    def _validate_json(self, entry: Entry, component: str | None, data: bytes) -> list[Problem]:
+    def _validate_json(self, entry: Entry, component: str | None, data: bytes,
+                       parse_json: Callable[[str], Any]) -> list[Problem]:
         if entry.kind == "openapi":
             component = component or entry.root
             if not component:
@@ -167,12 +172,19 @@ class Catalogue:
         validator: Draft202012Validator = self._compiled_for(entry, component)
         try:
             text = data.decode("utf-8")
-            instance = json.loads(text)
+            instance = parse_json(text)
         except UnicodeDecodeError as err:
             return [Problem("", None, "encoding", f"not UTF-8: {err.reason}")]
         except json.JSONDecodeError as err:
             return [Problem("", err.lineno, "syntax", f"not JSON: {err.msg} (column {err.colno})")]
-        errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+        except RecursionError:
+            return [Problem("", None, "depth", "the document nests too deeply to be read")]
+        except ValueError as err:   # e.g. an integer of more digits than Python converts
+            return [Problem("", None, "syntax", f"not JSON: {str(err)[:200]}")]
+        try:
+            errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+        except RecursionError:
+            return [Problem("", None, "depth", "the document nests too deeply to be checked")]
         if not errors:
             return []
         lines = _json_lines(text)

@@ -301,11 +301,12 @@ def test_api_validates_xml_and_json(api):
     assert r.status_code == 200 and r.json()["valid"] is True
     r = post(url, content=REQUEST_BAD, headers={**headers, "Content-Type": "text/xml"})
     assert r.status_code == 422 and r.json()["error"] == "contract_violation"
-    assert {"path": "/PersonnelFileConsultationRequest/Form/TypeForm", "line": 8, "rule": "enumeration"}.items() \
-        <= r.json()["problems"][0].items()
+    assert r.headers["content-type"] == "application/problem+json"
+    assert {"in": "body", "name": "/PersonnelFileConsultationRequest/Form/TypeForm", "line": 8,
+            "rule": "enumeration"}.items() <= r.json()["issues"][0].items()
     r = post("/v1/contracts/onss.dimona.rest/validate?component=PeriodSearchResult", content=RESULT_BAD,
              headers={**headers, "Content-Type": "application/json"})
-    assert r.status_code == 422 and r.json()["problems"][0]["line"] == 4
+    assert r.status_code == 422 and r.json()["issues"][0]["line"] == 4
     r = post("/v1/contracts/onss.dimona.rest/validate", json=RESULT_OK, headers=headers)
     assert r.status_code == 200
 

@@ -52,6 +52,21 @@ class HubClient:
     def get(self, party: str, path: str, **kw):
         return self.http.get(path, headers=self.as_(party), **kw)
 
+    def refusals(self) -> list[dict]:
+        """The `rejected` events, once the app's RefusalLog has written what it holds (a repeated
+        refusal of the same kind is counted, not written, until its window ends)."""
+        from sqlalchemy import select
+
+        from hub.infra.store.schema import audit_events
+        self.http.app.state.refusals.flush(final=True)
+        with self.hub.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(audit_events).where(audit_events.c.event == "rejected")
+                                                  .order_by(audit_events.c.seq)).mappings()]
+
+    def refused(self) -> int:
+        """How many refusals the trail holds (an aggregated event counts its `count`)."""
+        return sum(e["count"] or 1 for e in self.refusals())
+
 
 def start_hub(data_dir: Path, database_url: str, broker_url: str, **settings):
     """A hub with its workers behind a TestClient; yields a HubClient, then stops and cleans up."""

@@ -37,6 +37,7 @@ def token_form(party: str, signed: str, **extra) -> dict:
 
 def _hub(tmp_path, **settings):
     clients = write_clients(tmp_path / "clients.json")
+    settings.setdefault("token_url", TOKEN_URL)   # parties with keys: the hub needs its token URL
     yield from start_hub(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.db'}", f"sqlite:///{tmp_path / 'broker.db'}",
                          clients_file=clients, **settings)
 
@@ -123,7 +124,7 @@ def test_configured_token_url_is_the_audience(tmp_path):
         ok = assertion("portal", aud="https://hub.example.org/oauth/token")
         assert h.http.post("/oauth/token", data=token_form("portal", ok)).status_code == 200
         before = _counts(h.hub)
-        r = h.http.post("/oauth/token", data=token_form("portal", assertion("portal")))  # aud = request URL
+        r = h.http.post("/oauth/token", data=token_form("portal", assertion("portal")))  # aud = the request URL
         _refused(h, r, 401, "invalid_client", before)
 
 

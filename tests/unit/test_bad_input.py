@@ -63,7 +63,7 @@ def test_schema_violation_names_the_path(h):
     del bad["worker"]["last_name"]
     r = h.post("portal", "/v1/applications", bad)
     _refused(h, r, 422, "contract_violation", before)
-    assert any(e["path"].startswith("/worker") for e in r.json()["detail"])
+    assert any(e["name"].startswith("/worker") for e in r.json()["issues"])
 
 
 def test_bad_insz_checksum(h):
@@ -73,7 +73,7 @@ def test_bad_insz_checksum(h):
     bad["worker"]["insz"] = insz[:-2] + f"{(int(insz[-2:]) + 1) % 100:02d}"
     r = h.post("portal", "/v1/applications", bad)
     _refused(h, r, 422, "contract_violation", before)
-    assert any(e["path"] == "/worker/insz" for e in r.json()["detail"])
+    assert any(e["name"] == "/worker/insz" for e in r.json()["issues"])
 
 
 def test_bad_enterprise_number(h):

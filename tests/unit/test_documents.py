@@ -55,7 +55,7 @@ def test_a_disguised_document_is_refused_at_the_api_and_nothing_is_stored(local_
                                                    sha256=hashlib.sha256(exe).hexdigest())
     r = local_hub.post("portal", "/v1/applications", application)
     assert r.status_code == 422 and r.json()["error"] == "contract_violation"
-    assert r.json()["detail"][0]["path"] == "/employment_documents/0/media_type"
+    assert r.json()["issues"][0]["name"] == "/employment_documents/0/media_type"
     with local_hub.hub.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(dossiers)).scalar_one() == 0
         assert conn.execute(select(func.count()).select_from(messages)).scalar_one() == 0

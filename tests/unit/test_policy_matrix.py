@@ -195,11 +195,11 @@ def test_every_party_on_every_read_endpoint(local_hub):
             lambda p, g=ground: _matches(p, g["parties"]) and (g["dossiers"] == "any" or p != "region.flanders"))
     for path, allowed in endpoints.items():
         for party in PARTIES:
-            before = _counts(hub)
+            before = local_hub.refused()
             r = local_hub.get(party, path)
             if allowed(party):
                 assert r.status_code == 200, (path, party, r.text)
             else:
                 assert r.status_code == 403, (path, party, r.status_code)
-                assert _counts(hub)[1] == before[1] + 1, (path, party)
+                assert local_hub.refused() == before + 1, (path, party)
         assert local_hub.http.get(path).status_code == 401              # and nobody anonymous

@@ -1,67 +1,127 @@
-"""The HTTP face of the hub: one FastAPI app, one router per audience, errors mapped once."""
+"""The HTTP face of the hub: one FastAPI app, one router per audience, every refusal an RFC 9457
+problem (hub/interfaces/api/problems.py), the OpenAPI document complete (hub/interfaces/api/openapi.py)."""
 from __future__ import annotations
 
-import json
+from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from hub.interfaces.api import (
-    authorities, clocks, consultations, contracts, enrichment, portal, rights, security, stats, system,
+    authorities, clocks, consultations, contracts, docs, enrichment, portal, problems, rights, security,
+    stats, system,
 )
 from hub.interfaces.api.hardening import SecurityHeaders
+from hub.interfaces.api.openapi import install_openapi
 from hub.interfaces.api.ratelimit import RateLimit, RateLimiter
-from hub.audit import AuditEvent
+from hub.interfaces.api.server import HeaderLimits
+from hub.audit.refusals import RefusalLog
 from hub.bootstrap import Hub
-from hub.domain.errors import HubError, MalformedMessage, PayloadTooLarge, RateLimited
+from hub.domain.errors import HubError, MalformedMessage, NotFound, PayloadTooLarge
+
+log = structlog.get_logger("hub.api")
+
+ROUTERS = (system, portal, authorities, contracts, enrichment, consultations, security, clocks, rights, stats)
 
 
 def create_app(hub: Hub) -> FastAPI:
-    app = FastAPI(title="wib-hub", version="0.1.0",
-                  description="Data-exchange hub of the single-permit platform (Working in Belgium).")
-    app.state.hub = hub
+    refusals = RefusalLog(hub.work)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        refusals.start()
+        try:
+            yield
+        finally:
+            refusals.stop()
+
+    app = FastAPI(title="wib-hub", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan,
+                  redirect_slashes=False,   # a redirect would be built from the request's Host: a 404 problem instead
+                  description="Data-exchange hub of the single-permit platform (Working in Belgium). "
+                              "Every refusal is an RFC 9457 problem (`application/problem+json`) carrying "
+                              "the hub's `error` code.")
+    app.state.hub, app.state.refusals = hub, refusals
     per_minute = hub.settings.token_rate_limit_per_minute   # /oauth/token, per client id (hub/interfaces/api/system.py)
     app.state.token_limiter = RateLimiter(per_minute / 60, per_minute) if per_minute > 0 else None
-    app.include_router(system.router)
-    app.include_router(portal.router)
-    app.include_router(authorities.router)
-    app.include_router(contracts.router)
-    app.include_router(enrichment.router)
-    app.include_router(consultations.router)
-    app.include_router(security.router)
-    app.include_router(clocks.router)
-    app.include_router(rights.router)
-    app.include_router(stats.router)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    docs.install(app)
+    install_openapi(app, hub.registry)
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, err: HubError) -> JSONResponse:
         if not getattr(err, "audited", False):
             record_refusal(hub, request, err)
-        headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-        if isinstance(err, RateLimited):
-            headers = {"Retry-After": str(err.retry_after)}
-        return JSONResponse(err.as_body(), status_code=err.status, headers=headers)
+        return JSONResponse(problems.for_error(err, request.url.path), status_code=err.status,
+                            headers=problems.headers_for(err) or None, media_type=problems.MEDIA_TYPE)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        # query, path and header parameters FastAPI checks itself: same shape, same trace as ours
-        detail = [{"path": "/" + "/".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in err.errors()]
-        return await _hub_error(request, MalformedMessage(detail, code="invalid_request"))
+        # what FastAPI checks against the route's models: the same problem, the same trace as ours
+        issues = [_issue(e) for e in err.errors()]
+        in_body = all(i["in"] == "body" for i in issues)   # as before: a bad body is malformed, a bad parameter invalid
+        return await _hub_error(request, MalformedMessage(issues, code="malformed_message" if in_body else "invalid_request"))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, err: HTTPException) -> JSONResponse:
+        # Starlette's own answers (no such route, method not allowed): problems as well
+        if err.status_code == 404:
+            refused: HubError = NotFound(f"no route {request.url.path[:200]}", code="route_not_found")
+        else:
+            detail = str(err.detail)
+            if err.status_code == 405:
+                detail = f"{request.method} is not allowed on {request.url.path[:200]}; allowed: {(err.headers or {}).get('Allow', '-')}"
+            refused = HubError(detail, code=_STARLETTE_CODES.get(err.status_code, "http_error"))
+            refused.status = err.status_code
+        answer = await _hub_error(request, refused)
+        for name, value in (err.headers or {}).items():
+            answer.headers[name] = value
+        return answer
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+        log.error("unexpected_error", path=request.url.path, error=type(err).__name__)
+        refused = HubError("the hub could not answer this request", code="internal_error")
+        refused.status = 500
+        return JSONResponse(problems.for_error(refused, request.url.path), status_code=500,
+                            media_type=problems.MEDIA_TYPE)
 
     app.add_middleware(BodyLimit, limit=hub.settings.max_body_bytes, hub=hub)
     app.add_middleware(RateLimit, hub=hub, record=record_refusal)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(HeaderLimits, max_count=hub.settings.max_header_count,      # outermost: before anything
+                       max_bytes=hub.settings.max_header_bytes,                     # reads a header
+                       on_refusal=lambda scope, code: record_refusal(hub, Request(scope), HubError(code=code)))
     return app
 
 
-def record_refusal(hub: Hub, request: Request | None, err: HubError) -> None:
-    """A request refused before the pipeline saw it still leaves its trace (no payload, no token)."""
-    caller = getattr(request.state, "caller", None) if request is not None else None
-    path = request.url.path if request is not None else None
-    hub.work.record([AuditEvent("rejected", outcome="rejected", actor=caller.party if caller else None,
-                                acting_person=caller.acting_person if caller else None,
-                                reason=f"{err.code} {path}" if path else err.code)])
+_STARLETTE_CODES = {405: "method_not_allowed", 406: "not_acceptable", 400: "bad_request"}
+
+
+def _issue(error: dict) -> dict:
+    where, *rest = error.get("loc", ()) or ("body",)
+    if where == "body":
+        name = "/" + "/".join(str(p) for p in rest)
+    else:
+        name = ".".join(str(p) for p in rest) or None
+    return {"in": where if where in ("body", "query", "path", "header") else "body", "name": name,
+            "detail": error.get("msg", "not valid")}
+
+
+def record_refusal(hub: Hub, request: Request, err: HubError) -> None:
+    """A request refused before the pipeline saw it still leaves its trace (no payload, no token),
+    through the app's RefusalLog: the first of each kind at once, its repeats counted into one
+    event per window (hub/audit/refusals.py), so that nobody can flood the trail. The kind names
+    the route's template, never the raw path a requester chooses."""
+    caller = getattr(request.state, "caller", None)
+    route = request.scope.get("route")
+    source = caller.party if caller else (request.client.host if request.client else "-")
+    request.app.state.refusals.refused(source, err.code, getattr(route, "path", None),
+                                       actor=caller.party if caller else None,
+                                       acting_person=caller.acting_person if caller else None)
 
 
 class BodyLimit:
@@ -94,12 +154,8 @@ class BodyLimit:
 
     async def _refuse(self, scope, send):
         err = PayloadTooLarge(f"body over {self.limit} bytes")
-        record_refusal(self.hub, None, err)
-        body = json.dumps(err.as_body()).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        record_refusal(self.hub, Request(scope), err)
+        await problems.send(send, err, scope.get("path"))
 
 
 class _TooLarge(Exception):

@@ -3,87 +3,182 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.domain.errors import MalformedMessage, NotFound
-from hub.interfaces.api.deps import CallerDep, HubDep, json_body
+from hub.domain.errors import NotFound
+from hub.interfaces.api.deps import CallerDep, HubDep, StrictRoute
+from hub.interfaces.api.hardening import INT_MAX
+from hub.interfaces.api.openapi import BODY_SCHEMA
+from hub.interfaces.api.problems import problem_responses
 from hub.messaging.inbox import acknowledge, read_dossier, read_inbox
 from hub.messaging.ingress import Submission, submit
 
-router = APIRouter(prefix="/v1", tags=["authorities"])
+router = APIRouter(prefix="/v1", tags=["authorities"], route_class=StrictRoute)
+
+DeliveryId = Annotated[int, Field(strict=True, ge=1, le=INT_MAX)]   # strict: `true` is not delivery 1
 
 
 class MessageIn(BaseModel):
-    """A message on a registered flow. `recipients` may be left out: the flow's parties for the dossier."""
+    """A message on a registered flow. `recipients` may be left out: the flow's parties for the
+    dossier. The payload is checked against the flow's contract by the hub (one compiled pass);
+    the OpenAPI document gives each flow's payload schema (the `Message` oneOf)."""
 
     model_config = ConfigDict(extra="forbid")
     flow: str = Field(max_length=80)
     payload: dict[str, Any]
-    recipients: list[str] = Field(default_factory=list, max_length=32)
+    recipients: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=32)
     dossier_id: str | None = Field(None, max_length=36)
     correlation_id: str | None = Field(None, max_length=64)
     message_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
                                    description="the sender's own id: a retry with the same id is not processed twice")
 
 
-@router.post("/messages", status_code=202, summary="Send a message on a flow of the protocol agreement")
-def send_message(hub: HubDep, caller: CallerDep, body: Annotated[Any, Depends(json_body)]) -> JSONResponse:
-    try:
-        msg = MessageIn.model_validate(body)
-    except ValueError as err:
-        raise MalformedMessage(_pydantic_errors(err)) from err
-    accepted = submit(hub.ingress, Submission(
-        flow_id=msg.flow, sender=caller.party, payload=msg.payload, recipients=tuple(msg.recipients),
-        dossier_id=msg.dossier_id, correlation_id=msg.correlation_id, message_id=msg.message_id,
-        acting_person=caller.acting_person))
+class Accepted(BaseModel):
+    """The hub took the message: it is stored, and will be delivered to `recipients`."""
+
+    message_id: str
+    dossier_id: str | None
+    recipients: list[str]
+    duplicate: bool = Field(description="true: a retry of a message already taken (answered 200, not 202)")
+
+
+class Delivery(BaseModel):
+    """One delivery as the recipient may see it: the payload is the flow's contract, projected to
+    the data categories this recipient may receive (fields it may not see are left out)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int | None
+    message_id: str
+    flow: str
+    sender: str
+    dossier_id: str | None
+    correlation_id: str | None
+    purpose: int | None
+    data_categories: list[str]
+    payload: dict[str, Any]
+    delivered_at: str | None
+    attachments: dict[str, Any] | None = Field(None, description="present only when the message has attachments")
+    withheld_categories: list[str] | None = Field(None, description="present only when special categories were "
+                                                                    "left out for this caller")
+
+
+class InboxPage(BaseModel):
+    items: list[Delivery]
+    withheld_categories: list[str]
+    next_after: int | None = Field(description="pass as `after` for the next page; null on the last page")
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[DeliveryId] = Field(min_length=1, max_length=500)
+
+
+class AckOne(BaseModel):
+    id: int
+    acknowledged: bool
+    already: bool
+
+
+class AckResults(BaseModel):
+    results: dict[str, str] = Field(description='per delivery id: "acknowledged", "already" or "unknown"')
+
+
+class DossierView(BaseModel):
+    id: str
+    application_kind: str | None
+    category: str | None
+    competent_region: str | None
+    state: str
+    created_at: str
+    updated_at: str
+    data_categories: list[str]
+    withheld_categories: list[str]
+    messages: list[Delivery]
+
+
+class RecipientSummary(BaseModel):
+    party: str
+    data_categories: list[str]
+
+
+class FlowSummary(BaseModel):
+    id: str
+    title: str
+    purpose: int
+    legal_basis: list[str]
+    controller: list[str]
+    processor: str | None
+    senders: list[str]
+    recipients: list[RecipientSummary]
+    message: str
+    data_categories: list[str]
+    enabled: bool
+
+
+class Flows(BaseModel):
+    flows: list[FlowSummary]
+
+
+def accepted_answer(accepted) -> JSONResponse:
     return JSONResponse({"message_id": accepted.message_id, "dossier_id": accepted.dossier_id,
                          "recipients": list(accepted.recipients), "duplicate": accepted.duplicate},
                         status_code=200 if accepted.duplicate else 202)
 
 
-@router.get("/inbox", summary="Deliveries waiting for the calling party (need-to-know projections)")
+@router.post("/messages", status_code=202, summary="Send a message on a flow of the protocol agreement",
+             response_model=Accepted,
+             responses={200: {"model": Accepted, "description": "a retry of a message already taken"},
+                        **problem_responses(403, 404, 409, 422, s422="the payload does not follow the flow's "
+                                            "contract, or the flow is unknown or not open")},
+             openapi_extra={BODY_SCHEMA: {"$ref": "#/components/schemas/Message"}})
+def send_message(hub: HubDep, caller: CallerDep, msg: Annotated[MessageIn, Body()]) -> JSONResponse:
+    return accepted_answer(submit(hub.ingress, Submission(
+        flow_id=msg.flow, sender=caller.party, payload=msg.payload, recipients=tuple(msg.recipients),
+        dossier_id=msg.dossier_id, correlation_id=msg.correlation_id, message_id=msg.message_id,
+        acting_person=caller.acting_person)))
+
+
+@router.get("/inbox", summary="Deliveries waiting for the calling party (need-to-know projections)",
+            response_model=InboxPage, response_model_exclude_unset=True)
 def inbox(hub: HubDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-          after: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+          after: Annotated[int, Query(ge=0, le=INT_MAX, description="a delivery id: the previous page's "
+                                      "next_after")] = 0) -> dict[str, Any]:
     """Art. 16–17: special categories only for designated persons (or a `systems: true` back office);
     an item that holds them is re-projected without what the caller may not see, and every such
     read is on the record."""
-    return read_inbox(hub.work, hub.registry, hub.designations, caller.party, caller.acting_person,
+    page = read_inbox(hub.work, hub.registry, hub.designations, caller.party, caller.acting_person,
                       after=after, limit=limit)
+    items = page["items"]
+    page["next_after"] = items[-1]["id"] if len(items) == limit else None
+    return page
 
 
-@router.post("/inbox/{delivery_id}/ack", summary="Acknowledge a delivery: it leaves the inbox")
-def ack(hub: HubDep, caller: CallerDep, delivery_id: int) -> dict[str, Any]:
+@router.post("/inbox/{delivery_id}/ack", summary="Acknowledge a delivery: it leaves the inbox",
+             response_model=AckOne, responses=problem_responses(404))
+def ack(hub: HubDep, caller: CallerDep, delivery_id: Annotated[int, Path(ge=1, le=INT_MAX)]) -> dict[str, Any]:
     result = acknowledge(hub.work, hub.registry, caller.party, [delivery_id], caller.acting_person)[delivery_id]
     if result == "unknown":
         raise NotFound(f"no delivery {delivery_id} in your inbox")
     return {"id": delivery_id, "acknowledged": True, "already": result == "already"}
 
 
-class AckIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ids: list[int] = Field(min_length=1, max_length=500)
-
-
-@router.post("/inbox/ack", summary="Acknowledge a page of deliveries at once")
-def ack_many(hub: HubDep, caller: CallerDep, body: Annotated[Any, Depends(json_body)]) -> dict[str, Any]:
+@router.post("/inbox/ack", summary="Acknowledge a page of deliveries at once", response_model=AckResults)
+def ack_many(hub: HubDep, caller: CallerDep, body: Annotated[AckIn, Body()]) -> dict[str, Any]:
     """Each id answers "acknowledged", "already" or "unknown" (not in the caller's inbox)."""
-    try:
-        ids = AckIn.model_validate(body).ids
-    except ValueError as err:
-        raise MalformedMessage(_pydantic_errors(err)) from err
-    results = acknowledge(hub.work, hub.registry, caller.party, ids, caller.acting_person)
+    results = acknowledge(hub.work, hub.registry, caller.party, body.ids, caller.acting_person)
     return {"results": {str(k): v for k, v in results.items()}}
 
 
-@router.get("/dossiers/{dossier_id}", summary="A dossier as the calling party may see it (Art. 11)")
-def dossier(hub: HubDep, caller: CallerDep, dossier_id: str) -> dict[str, Any]:
+@router.get("/dossiers/{dossier_id}", summary="A dossier as the calling party may see it (Art. 11)",
+            response_model=DossierView, response_model_exclude_unset=True, responses=problem_responses(403, 404))
+def dossier(hub: HubDep, caller: CallerDep, dossier_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     """Need to know: the procedural state, and exactly what this party was delivered about the dossier."""
     return read_dossier(hub.work, hub.registry, hub.designations, caller.party, caller.acting_person, dossier_id)
 
 
-@router.get("/flows", summary="The flow registry: the protocol agreement as data")
+@router.get("/flows", summary="The flow registry: the protocol agreement as data", response_model=Flows)
 def flows(hub: HubDep, caller: CallerDep) -> dict[str, Any]:
     return {"flows": [flow_summary(f) for f in hub.registry.flows.values()]}
 
@@ -95,10 +190,3 @@ def flow_summary(f) -> dict[str, Any]:
         "recipients": [{"party": r.party, "data_categories": sorted(r.data_categories)} for r in f.recipients],
         "message": f.message, "data_categories": sorted(f.data_categories), "enabled": f.enabled,
     }
-
-
-def _pydantic_errors(err: Exception) -> Any:
-    errors = getattr(err, "errors", None)
-    if callable(errors):
-        return [{"path": "/" + "/".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in errors()]
-    return str(err)

@@ -3,26 +3,24 @@
 Availability is part of the security of processing the processor owes (Art. 8 §2; GDPR art. 32
 §1 b). Each authenticated party (bearer token, or mTLS identity when on) has a bucket of
 HUB_RATE_LIMIT_BURST requests refilled at HUB_RATE_LIMIT_PER_SECOND; an empty bucket answers 429
-`{"error": "rate_limited"}` with `Retry-After` and leaves a `rejected` audit event. Health checks
+a problem with `"error": "rate_limited"` with `Retry-After` and leaves a `rejected` audit event. Health checks
 are exempt; requests without a valid identity pass through to be refused (401) by the route.
 Buckets live in the process: with N API processes a party may reach N times the rate.
 """
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
 from typing import Callable
 
-from fastapi.security import HTTPAuthorizationCredentials
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import Request
 
-from hub.interfaces.api.deps import resolve_caller
+from hub.interfaces.api import problems
+from hub.interfaces.api.deps import identify
 from hub.domain.errors import HubError, RateLimited
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+EXEMPT_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 
 
 class RateLimiter:
@@ -65,22 +63,13 @@ class RateLimit:
         retry_after = max(1, math.ceil(wait))
         err = RateLimited(f"more than {self.limiter.burst} requests at once or "
                           f"{self.limiter.per_second:g}/s sustained", retry_after=retry_after)
-        request.state.caller = caller
         self.record(self.hub, request, err)
-        body = json.dumps(err.as_body()).encode()
-        await send({"type": "http.response.start", "status": err.status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", str(retry_after).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await problems.send(send, err, scope.get("path"))
 
     def _identify(self, request: Request):
-        """The caller as the route will see it, or None (the route then refuses with 401)."""
-        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-        credentials = None
-        if scheme.lower() == "bearer" and token:
-            credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+        """The caller as the route will see it (kept on the request: the token is checked once),
+        or None (the route then refuses with 401)."""
         try:
-            return resolve_caller(request, credentials)
+            return identify(request)
         except HubError:
             return None

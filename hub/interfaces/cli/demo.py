@@ -202,6 +202,7 @@ def in_process_hub(data_dir: Path) -> Iterator[tuple[str, Settings]]:
     import uvicorn
 
     from hub.interfaces.api.app import create_app
+    from hub.interfaces.api.server import server_config
     from hub.bootstrap import build_hub
     settings = Settings(data_dir=data_dir, database_url=None, broker_url=None, clients_file=None)
     hub = build_hub(settings)
@@ -209,7 +210,7 @@ def in_process_hub(data_dir: Path) -> Iterator[tuple[str, Settings]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(create_app(hub), settings, "127.0.0.1", port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from hub.domain.errors import RegistryError
-from hub.infra.settings import Settings
+from hub.infra.settings import ConfigurationError, Settings
 from hub.interfaces.cli import (
     audit, clocks, contracts, designations, enrich, flows, retention, rights, stats,
 )
@@ -30,6 +30,10 @@ def _build(settings: Settings | None = None):
     from hub.bootstrap import build_hub
     try:
         return build_hub(settings)
+    except ConfigurationError as err:
+        console.print(f"[red]configuration refused[/red] {err.file}: [bold]{err.field}[/bold]: {err.message}",
+                      soft_wrap=True)
+        raise typer.Exit(2) from err
     except RegistryError as err:
         console.print(f"[red]flow registry refused[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
         raise typer.Exit(2) from err
@@ -39,7 +43,14 @@ def _run_api(hub, host: str, port: int) -> None:
     import uvicorn
 
     from hub.interfaces.api.app import create_app
-    uvicorn.run(create_app(hub), host=host, port=port, log_level="warning")
+    from hub.interfaces.api.server import server_config
+    server = uvicorn.Server(server_config(create_app(hub), hub.settings, host, port))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started:   # e.g. the port is taken (uvicorn said why): as uvicorn.run, exit 3
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -92,11 +103,20 @@ def demo(url: Annotated[Optional[str], typer.Option(help="a running hub; default
 
 
 def main() -> None:
-    """The `wib-hub` command: a store that cannot be reached or is not migrated yet is a message and
-    exit 2, not a traceback (with SQL in it)."""
+    """The `wib-hub` command: a store that cannot be reached or is not migrated yet, or a setting
+    that is not valid, is a message and exit 2, not a traceback (with SQL in it)."""
+    from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError, ProgrammingError
     try:
         app()
+    except ValidationError as err:   # a setting of the environment that is not what it must be
+        if err.title != "Settings":
+            raise
+        first = err.errors()[0]
+        name = "HUB_" + "_".join(str(p) for p in first.get("loc", ())).upper()
+        message = str(first.get("msg", "not valid")).removeprefix("Value error, ")
+        console.print(f"[red]configuration refused[/red] {name}: {message}", soft_wrap=True)
+        raise SystemExit(2) from None
     except (OperationalError, ProgrammingError) as err:
         console.print(f"[red]store error[/red]: {type(err).__name__} — is the store reachable, and migrated? "
                       "(`wib-hub serve` or `wib-hub worker` migrates it)")

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from hub.domain.envelope import as_utc, utcnow
+from hub.domain.envelope import utcnow
+from hub.domain.formats import FIRST_YEAR, LAST_YEAR, bounded_utc
 from hub.domain.errors import HubError, RegistryError
 from hub.infra.settings import Settings
 
@@ -69,9 +70,10 @@ def iso_time(value: str | None, option: str, *, default_now: bool = False) -> da
     if not value:
         return utcnow() if default_now else None
     try:
-        return as_utc(datetime.fromisoformat(value))
+        return bounded_utc(datetime.fromisoformat(value))
     except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 date or time: {value[:40]!r}", param_hint=option) from None
+        raise typer.BadParameter(f"not an ISO 8601 date or time between the years {FIRST_YEAR} and {LAST_YEAR}: "
+                                 f"{value[:40]!r}", param_hint=option) from None
 
 
 def refused(err: HubError) -> typer.Exit:
