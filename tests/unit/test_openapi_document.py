@@ -140,3 +140,10 @@ def test_a_loaded_contract_is_the_published_file(module_hub):
     for name, contract in module_hub.hub.registry.contracts.items():
         published = json.loads((default_contracts_dir() / "messages" / f"{name}.schema.json").read_text())
         assert contract.schema == published, name          # compiling it changed nothing
+
+
+def test_every_operation_has_a_stable_name_for_generated_clients(doc):
+    ids = [op["operationId"] for _, _, op in operations(doc)]
+    assert len(ids) == len(set(ids))
+    for op_id in ids:           # lowerCamelCase, chosen per route: not FastAPI's name_path_method
+        assert op_id[0].islower() and op_id.isalnum(), op_id

@@ -127,7 +127,8 @@ def accepted_answer(accepted) -> JSONResponse:
                         status_code=200 if accepted.duplicate else 202)
 
 
-@router.post("/messages", status_code=202, summary="Send a message on a flow of the protocol agreement",
+@router.post("/messages", operation_id="sendMessage",
+             status_code=202, summary="Send a message on a flow of the protocol agreement",
              response_model=Accepted,
              responses={200: {"model": Accepted, "description": "a retry of a message already taken"},
                         **problem_responses(403, 404, 409, 422, s422="the payload does not follow the flow's "
@@ -140,7 +141,8 @@ def send_message(hub: HubDep, caller: CallerDep, msg: Annotated[MessageIn, Body(
         acting_person=caller.acting_person)))
 
 
-@router.get("/inbox", summary="Deliveries waiting for the calling party (need-to-know projections)",
+@router.get("/inbox", operation_id="listInbox",
+            summary="Deliveries waiting for the calling party (need-to-know projections)",
             response_model=InboxPage, response_model_exclude_unset=True)
 def inbox(hub: HubDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
           after: Annotated[int, Query(ge=0, le=INT_MAX, description="a delivery id: the previous page's "
@@ -155,7 +157,8 @@ def inbox(hub: HubDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=5
     return page
 
 
-@router.post("/inbox/{delivery_id}/ack", summary="Acknowledge a delivery: it leaves the inbox",
+@router.post("/inbox/{delivery_id}/ack", operation_id="acknowledgeDelivery",
+             summary="Acknowledge a delivery: it leaves the inbox",
              response_model=AckOne, responses=problem_responses(404))
 def ack(hub: HubDep, caller: CallerDep, delivery_id: Annotated[int, Path(ge=1, le=INT_MAX)]) -> dict[str, Any]:
     result = acknowledge(hub.work, hub.registry, caller.party, [delivery_id], caller.acting_person)[delivery_id]
@@ -164,21 +167,24 @@ def ack(hub: HubDep, caller: CallerDep, delivery_id: Annotated[int, Path(ge=1, l
     return {"id": delivery_id, "acknowledged": True, "already": result == "already"}
 
 
-@router.post("/inbox/ack", summary="Acknowledge a page of deliveries at once", response_model=AckResults)
+@router.post("/inbox/ack", operation_id="acknowledgeDeliveries",
+             summary="Acknowledge a page of deliveries at once", response_model=AckResults)
 def ack_many(hub: HubDep, caller: CallerDep, body: Annotated[AckIn, Body()]) -> dict[str, Any]:
     """Each id answers "acknowledged", "already" or "unknown" (not in the caller's inbox)."""
     results = acknowledge(hub.work, hub.registry, caller.party, body.ids, caller.acting_person)
     return {"results": {str(k): v for k, v in results.items()}}
 
 
-@router.get("/dossiers/{dossier_id}", summary="A dossier as the calling party may see it (Art. 11)",
+@router.get("/dossiers/{dossier_id}", operation_id="getDossier",
+            summary="A dossier as the calling party may see it (Art. 11)",
             response_model=DossierView, response_model_exclude_unset=True, responses=problem_responses(403, 404))
 def dossier(hub: HubDep, caller: CallerDep, dossier_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     """Need to know: the procedural state, and exactly what this party was delivered about the dossier."""
     return read_dossier(hub.work, hub.registry, hub.designations, caller.party, caller.acting_person, dossier_id)
 
 
-@router.get("/flows", summary="The flow registry: the protocol agreement as data", response_model=Flows)
+@router.get("/flows", operation_id="listFlows",
+            summary="The flow registry: the protocol agreement as data", response_model=Flows)
 def flows(hub: HubDep, caller: CallerDep) -> dict[str, Any]:
     return {"flows": [flow_summary(f) for f in hub.registry.flows.values()]}
 

@@ -58,7 +58,8 @@ class DossierClocks(BaseModel):
     clocks: list[ClockOut]
 
 
-@router.get("/clocks", summary="The clocks the calling authority holds that are due within the window, "
+@router.get("/clocks", operation_id="listClocks",
+            summary="The clocks the calling authority holds that are due within the window, "
                                 "and its overdue ones",
             response_model=HolderClocks,
             responses=problem_responses(400, 403, s403="not DVZ or a regional authority (`not_clock_holder`)",
@@ -71,7 +72,8 @@ def list_clocks(hub: HubDep, caller: CallerDep,
                          within, limit)
 
 
-@router.get("/dossiers/{dossier_id}/clocks", summary="A dossier's clocks (DVZ and the competent region)",
+@router.get("/dossiers/{dossier_id}/clocks", operation_id="getDossierClocks",
+            summary="A dossier's clocks (DVZ and the competent region)",
             response_model=DossierClocks,
             responses=problem_responses(403, 404, s403="not DVZ or a regional authority (`not_clock_holder`), or "
                                                        "not DVZ or the dossier's region (`not_party_to_dossier`)",

@@ -69,7 +69,8 @@ class ConsultationView(BaseModel):
     decisions: list[Decision]
 
 
-@router.get("", summary="The consultation grounds (Art. 25, 26) and who may use them", response_model=Grounds)
+@router.get("", operation_id="listConsultationGrounds",
+            summary="The consultation grounds (Art. 25, 26) and who may use them", response_model=Grounds)
 def grounds(hub: HubDep, caller: CallerDep) -> dict[str, Any]:
     return {"consultations": [
         {"id": r.id, "title": r.title, "legal_basis": list(r.legal_basis), "purpose": r.purpose,
@@ -78,7 +79,8 @@ def grounds(hub: HubDep, caller: CallerDep) -> dict[str, Any]:
         for r in hub.consultations.values()]}
 
 
-@router.get("/{ground}/dossiers/{dossier_id}", summary="Consult a dossier on a ground of Art. 25 or 26",
+@router.get("/{ground}/dossiers/{dossier_id}", operation_id="consultDossier",
+            summary="Consult a dossier on a ground of Art. 25 or 26",
             response_model=ConsultationView,
             responses=problem_responses(403, 404, s403="the ground does not let the caller read this dossier "
                                                        "(`consultation_not_allowed`)",

@@ -87,13 +87,15 @@ def document_syntax(content_type: str | None) -> str:
     raise UnsupportedMediaType(f"the document is JSON or XML, not {media[:60] or 'unlabelled'}")
 
 
-@router.get("", summary="Every external contract the hub speaks, and its own message contracts",
+@router.get("", operation_id="listContracts",
+            summary="Every external contract the hub speaks, and its own message contracts",
             response_model=ContractList)
 def list_contracts(hub: HubDep, caller: CallerDep) -> dict[str, Any]:
     return {"contracts": [entry.to_json() for entry in catalogue_of(hub)]}
 
 
-@router.post("/{name}/validate", summary="Check a document against one contract (name or name#Component)",
+@router.post("/{name}/validate", operation_id="validateDocument",
+             summary="Check a document against one contract (name or name#Component)",
              response_model=Valid,
              responses=problem_responses(
                  404, 422, 503, s404="no such contract or component (`unknown_contract`)",

@@ -54,14 +54,16 @@ class Refreshed(BaseModel):
     unavailable: list[str]
 
 
-@router.get("/dossiers/{dossier_id}/enrichment", summary="The dossier's social-security records (Art. 14)",
+@router.get("/dossiers/{dossier_id}/enrichment", operation_id="getEnrichment",
+            summary="The dossier's social-security records (Art. 14)",
             response_model=Records, responses=_PROBLEMS)
 def read(hub: HubDep, caller: CallerDep, dossier_id: DossierPath) -> dict[str, Any]:
     return {"dossier_id": dossier_id,
             "records": read_records(hub.work, caller.party, caller.acting_person, dossier_id)}
 
 
-@router.post("/dossiers/{dossier_id}/enrichment", summary="Ask the sources again now (Art. 14, on demand)",
+@router.post("/dossiers/{dossier_id}/enrichment", operation_id="refreshEnrichment",
+             summary="Ask the sources again now (Art. 14, on demand)",
              response_model=Refreshed, responses=_PROBLEMS)
 def refresh(hub: HubDep, caller: CallerDep, dossier_id: DossierPath) -> dict[str, Any]:
     d = competent_dossier(hub.work, caller.party, dossier_id)

@@ -18,7 +18,7 @@ APPLICATION_FLOW = "single-permit.application-submitted"
 PROFESSIONAL_CARD_FLOW = "professional-card.application-submitted"
 
 
-@router.post("/applications", status_code=202,
+@router.post("/applications", operation_id="submitApplication", status_code=202,
              summary="Submit an application (Art. 2 §1 1°): the hub opens a dossier and routes it to the competent region",
              response_model=Accepted,
              responses={200: {"model": Accepted, "description": "a retry of an application already taken"},

@@ -243,7 +243,7 @@ _REQUEST_PROBLEMS = {"s403": "not a controller (`not_a_controller`), or not the 
 
 # ── the routes ───────────────────────────────────────────────────────────────────────────────
 
-@router.post("/rights-requests", status_code=201,
+@router.post("/rights-requests", operation_id="fileRightsRequest", status_code=201,
              summary="File a data-subject request (Art. 28–29): the dated acknowledgment of receipt",
              response_model=Acknowledgment,
              responses=problem_responses(
@@ -261,7 +261,8 @@ def file_request(hub: HubDep, caller: ChannelDep, now: NowDep,
     return rights.acknowledgment(req, hub.registry)
 
 
-@router.get("/rights-requests", summary="The calling controller's requests, overdue ones flagged",
+@router.get("/rights-requests", operation_id="listRightsRequests",
+            summary="The calling controller's requests, overdue ones flagged",
             response_model=RightsRequests,
             responses=problem_responses(403, s403="not a controller (`not_a_controller`)"))
 def list_requests(hub: HubDep, caller: ControllerDep, now: NowDep,
@@ -274,7 +275,8 @@ def list_requests(hub: HubDep, caller: ControllerDep, now: NowDep,
             "requests": [r.as_json(now) for r in found]}
 
 
-@router.post("/rights-requests/{request_id}/answer", summary="Answer a request (its controller only)",
+@router.post("/rights-requests/{request_id}/answer", operation_id="answerRightsRequest",
+             summary="Answer a request (its controller only)",
              response_model=RightsRequestOut,
              responses=problem_responses(400, 403, 404, 409, **_REQUEST_PROBLEMS,
                                          s400="the body does not follow AnswerIn (`malformed_message`), or the "
@@ -287,7 +289,7 @@ def answer_request(hub: HubDep, caller: ControllerDep, now: NowDep, request_id: 
     return req.as_json(now)
 
 
-@router.post("/rights-requests/{request_id}/extend",
+@router.post("/rights-requests/{request_id}/extend", operation_id="extendRightsRequest",
              summary="Extend the period by two further months, once, before the first due date (GDPR art. 12(3))",
              response_model=RightsRequestOut,
              responses=problem_responses(403, 404, 409, **_REQUEST_PROBLEMS,
@@ -299,7 +301,7 @@ def extend_request(hub: HubDep, caller: ControllerDep, now: NowDep, request_id: 
     return req.as_json(now)
 
 
-@router.get("/rights-requests/{request_id}/export",
+@router.get("/rights-requests/{request_id}/export", operation_id="exportRightsRequest",
             summary="The person's data as JSON, for an access or portability request (its controller only)",
             response_model=SubjectExport,
             responses={200: {"description": "the export, as a JSON file to save "

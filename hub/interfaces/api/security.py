@@ -137,7 +137,8 @@ class SecurityReportOut(BaseModel):
     flows_used_for_the_first_time: list[FirstUse]
 
 
-@router.get("/events", summary="Search the audit trail (security officer)", response_model=AuditPage,
+@router.get("/events", operation_id="searchAuditEvents",
+            summary="Search the audit trail (security officer)", response_model=AuditPage,
             responses={**_BAD_RANGE, **_FORBIDDEN})
 def events(hub: HubDep, caller: OfficerDep,
            dossier: Annotated[str | None, Query(max_length=36)] = None,
@@ -160,7 +161,8 @@ def events(hub: HubDep, caller: OfficerDep,
     return page.as_json()
 
 
-@router.get("/report", summary="Denied attempts, special-category accesses, after-hours consultations, "
+@router.get("/report", operation_id="getAuditReport",
+            summary="Denied attempts, special-category accesses, after-hours consultations, "
                                 "first use of a flow (security officer)",
             response_model=SecurityReportOut, responses={**_BAD_REPORT, **_FORBIDDEN})
 def report(hub: HubDep, caller: OfficerDep, since: Since = None, until: Until = None,

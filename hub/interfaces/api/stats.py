@@ -141,7 +141,8 @@ def _breakdown(hub, caller: Caller, route: str, compute, by, year, quarter, regi
 
 
 # the rows and the filter carry only the keys that apply: answered without the others
-@router.get("/stats/applications", summary="Applications and decisions per group (Art. 31-32)",
+@router.get("/stats/applications", operation_id="countApplications",
+            summary="Applications and decisions per group (Art. 31-32)",
             response_model=CountTable, response_model_exclude_unset=True, responses=_FORBIDDEN)
 def applications(hub: HubDep, caller: RecipientDep, by: By = None, year: Year = None, quarter: Quarter = None,
                  region: Region = None, permit_type: PermitType = None) -> dict[str, Any]:
@@ -151,7 +152,8 @@ def applications(hub: HubDep, caller: RecipientDep, by: By = None, year: Year = 
                       permit_type).as_json()
 
 
-@router.get("/stats/processing-times", summary="Days from complete to decision: median and p90 (Art. 31-32)",
+@router.get("/stats/processing-times", operation_id="getProcessingTimes",
+            summary="Days from complete to decision: median and p90 (Art. 31-32)",
             response_model=TimeTable, response_model_exclude_unset=True, responses=_FORBIDDEN)
 def times(hub: HubDep, caller: RecipientDep, by: By = None, year: Year = None, quarter: Quarter = None,
           region: Region = None, permit_type: PermitType = None) -> dict[str, Any]:
@@ -163,7 +165,8 @@ def times(hub: HubDep, caller: RecipientDep, by: By = None, year: Year = None, q
 _CSV_EXAMPLE = "year,reason,citizenship,validity,kind,count\r\n2026,EMP_BC,IND,M12-MAX,FIRST,41\r\n"
 
 
-@router.get("/stats/eurostat", summary="The year's Eurostat residence-permit file, CSV (Reg. 862/2007 art. 6)",
+@router.get("/stats/eurostat", operation_id="getEurostatFile",
+            summary="The year's Eurostat residence-permit file, CSV (Reg. 862/2007 art. 6)",
             response_class=Response,
             responses={200: {"description": "the file (`Content-Disposition: attachment`): a header row, then one "
                                             "row per non-empty cell — year, reason, citizenship, validity, kind, "

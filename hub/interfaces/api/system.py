@@ -73,8 +73,9 @@ class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
 
-@router.get("/livez", response_model=Health, summary="Liveness: the process answers")
-@router.get("/healthz", response_model=Health, summary="Liveness (the earlier name of /livez)")
+@router.get("/livez", operation_id="livez", response_model=Health, summary="Liveness: the process answers")
+@router.get("/healthz", operation_id="healthz",
+            response_model=Health, summary="Liveness (the earlier name of /livez)")
 def livez() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -87,7 +88,8 @@ class Readiness(BaseModel):
     checks: dict[str, bool] = Field(description="store, broker: reachable")
 
 
-@router.get("/readyz", response_model=Readiness, summary="Readiness: the store and the broker answer",
+@router.get("/readyz", operation_id="readyz",
+            response_model=Readiness, summary="Readiness: the store and the broker answer",
             responses=problem_responses(503))
 def readyz(hub: HubDep) -> JSONResponse:
     checks = hub.ready()
@@ -99,7 +101,8 @@ def readyz(hub: HubDep) -> JSONResponse:
     return JSONResponse(body, status_code=503, media_type=problems.MEDIA_TYPE)
 
 
-@router.post("/oauth/token", summary="OAuth2 client credentials: a short-lived access token for a party",
+@router.post("/oauth/token", operation_id="requestToken",
+             summary="OAuth2 client credentials: a short-lived access token for a party",
              response_model=TokenResponse, dependencies=[Depends(client_basic_scheme)],
              openapi_extra={"requestBody": _TOKEN_REQUEST_BODY, "security": [{}]})
 async def token(request: Request, hub: HubDep) -> dict:
