@@ -254,3 +254,30 @@ def test_a_controller_extends_once_by_two_months_before_the_first_due_date(world
     late = _file(hc, {"kind": "erasure", "concerning": "residence", "insz": samples.WORKER_INSZ}).json()["reference"]
     clock["now"] = clock["now"] + timedelta(days=40)
     assert hc.post("dvz", f"/v1/rights-requests/{late}/extend", {"reason": "x"}).json()["error"] == "not_extendable"
+
+
+def test_the_request_list_is_paged_with_a_cursor_and_counts_every_overdue_one(local_hub):
+    hc = local_hub
+    filed = set()
+    for i in range(7):
+        r = _file(hc, {"kind": "access", "concerning": "work", "insz": STRANGER_INSZ, "region": "flanders",
+                       "received_at": f"2026-0{1 + i % 3}-0{1 + i}T09:00:00+00:00"})
+        assert r.status_code == 201, r.text
+        filed.add(r.json()["reference"])
+    seen, after, pages = [], None, 0
+    while True:
+        r = hc.get("region.flanders", "/v1/rights-requests", params={"limit": 3, **({"after": after} if after else {})})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        pages += 1
+        seen += [x["id"] for x in page["requests"]]
+        assert page["overdue"] == 7                  # all of them, whatever the page
+        after = page["next_after"]
+        if after is None:
+            break
+    assert pages == 3 and len(seen) == 7 and set(seen) == filed
+    due = [x["due_at"] for x in hc.get("region.flanders", "/v1/rights-requests", params={"limit": 500}).json()["requests"]]
+    assert due == sorted(due)
+    for bad in ("x", "1.", "99999999999999999.a", "1.a/b"):
+        r = hc.get("region.flanders", "/v1/rights-requests", params={"after": bad})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", bad

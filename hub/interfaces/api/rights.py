@@ -10,6 +10,7 @@ can move time.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,16 +18,19 @@ from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub.domain.errors import NotAuthorised
+from hub.domain.errors import MalformedMessage, NotAuthorised
 from hub.infra.auth import Caller
 from hub.interfaces.api.deps import CallerDep, HubDep, StrictRoute
 from hub.interfaces.api.problems import problem_responses
-from hub.interfaces.api.types import INSTANT_RULE, Instant, RequestPath, Timestamp
+from hub.interfaces.api.types import INSTANT_RULE, Instant, RequestPath, Timestamp, to_instant
 from hub.lifecycle import rights
 
 router = APIRouter(prefix="/v1", tags=["rights"], route_class=StrictRoute)
 
 MAX_DETAILS_BYTES = 16 * 1024
+
+# A page's cursor: the last request's due date (UTC, microseconds since the epoch) and id, as text.
+_CURSOR = re.compile(r"^([0-9]{1,16})\.([A-Za-z0-9._:-]{1,64})$")
 
 
 def utc_now() -> datetime:
@@ -146,12 +150,13 @@ class RightsRequestOut(RequestFields):
 
 
 class RightsRequests(BaseModel):
-    """The calling controller's requests, oldest due first: the whole list (it is not paged)."""
+    """The calling controller's requests, oldest due first, a page at a time."""
 
     controller: str
     now: Timestamp
-    overdue: int = Field(description="how many of them are overdue")
+    overdue: int = Field(description="how many of the controller's open requests are overdue (on every page)")
     requests: list[RightsRequestOut]
+    next_after: str | None = Field(description="pass as `after` for the next page; null on the last page")
 
 
 class ExportedMessage(BaseModel):
@@ -267,12 +272,33 @@ def file_request(hub: HubDep, caller: ChannelDep, now: NowDep,
             responses=problem_responses(403, s403="not a controller (`not_a_controller`)"))
 def list_requests(hub: HubDep, caller: ControllerDep, now: NowDep,
                   overdue: Annotated[bool, Query(description="only open requests past their due date")] = False,
-                  state: Annotated[str | None, Query(pattern="^(open|answered)$")] = None) -> dict[str, Any]:
-    found = rights.list_requests(hub.work.reads, caller.party, now, overdue_only=overdue, state=state)
+                  state: Annotated[str | None, Query(pattern="^(open|answered)$")] = None,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                  after: Annotated[str | None, Query(max_length=120, pattern=_CURSOR.pattern,
+                                                     description="the previous page's next_after")] = None,
+                  ) -> dict[str, Any]:
+    found = rights.list_requests(hub.work.reads, caller.party, now, overdue_only=overdue, state=state,
+                                 after=_from_cursor(after), limit=limit)
     rights.record_listing(hub.work, caller.party, caller.acting_person, len(found), "api", now)
     return {"controller": caller.party, "now": now.isoformat(),
-            "overdue": sum(r.overdue(now) for r in found),
-            "requests": [r.as_json(now) for r in found]}
+            "overdue": rights.count_overdue(hub.work.reads, caller.party, now),
+            "requests": [r.as_json(now) for r in found],
+            "next_after": _cursor(found[-1]) if len(found) == limit else None}
+
+
+def _cursor(last: Any) -> str:
+    return f"{int(to_instant(last.due_at).timestamp() * 1_000_000)}.{last.id}"
+
+
+def _from_cursor(after: str | None) -> tuple[datetime, str] | None:
+    if after is None:
+        return None
+    micros, request_id = _CURSOR.match(after).groups()     # the pattern was checked with the query
+    try:
+        return to_instant(datetime.fromtimestamp(int(micros) / 1_000_000, UTC)), request_id
+    except (ValueError, OverflowError, OSError):
+        raise MalformedMessage([{"in": "query", "name": "after", "detail": "not a cursor of this list"}],
+                               code="invalid_request") from None
 
 
 @router.post("/rights-requests/{request_id}/answer", operation_id="answerRightsRequest",

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 
 from hub.audit import AuditEvent
 from hub.domain.clocks import Calendar
@@ -31,7 +31,7 @@ from hub.infra.store.unit_of_work import UnitOfWork
 
 __all__ = [
     "KINDS", "CONCERNING", "EXPORT_KINDS", "OUTCOMES", "EXPORT_FORMAT", "RightsRequest",
-    "submit_request", "acknowledgment", "get_request", "list_requests", "answer", "extend",
+    "submit_request", "acknowledgment", "get_request", "list_requests", "count_overdue", "answer", "extend",
     "record_listing", "check_identifiers", "may_bring_requests", "due_date", "add_months",
     "normalise_passport", "own_request", "subject_filter", "request_from_row", "require_controller",
 ]
@@ -256,19 +256,38 @@ def own_request(reads: Engine, request_id: str, controller: str) -> RightsReques
 
 
 def list_requests(reads: Engine, controller: str | None, now: datetime, overdue_only: bool = False,
-                  state: str | None = None) -> list[RightsRequest]:
-    """A controller's requests (all controllers' when None), oldest due first; overdue ones flagged by
-    RightsRequest.overdue(now)."""
-    now = now.astimezone(timezone.utc)
-    q = select(rights_requests).order_by(rights_requests.c.due_at, rights_requests.c.id)
+                  state: str | None = None, *, after: tuple[datetime, str] | None = None,
+                  limit: int | None = None) -> list[RightsRequest]:
+    """A controller's requests (all controllers' when None), oldest due first (then by id); overdue
+    ones flagged by RightsRequest.overdue(now). A page: at most `limit`, those after the (due_at, id)
+    of the previous page's last one."""
+    q = _listing(select(rights_requests), controller, now, overdue_only, state)
+    q = q.order_by(rights_requests.c.due_at, rights_requests.c.id)
+    if after is not None:
+        due, last = after
+        q = q.where(or_(rights_requests.c.due_at > due,
+                        and_(rights_requests.c.due_at == due, rights_requests.c.id > last)))
+    if limit is not None:
+        q = q.limit(limit)
+    with reads.connect() as conn:
+        return [request_from_row(r) for r in conn.execute(q).mappings()]
+
+
+def count_overdue(reads: Engine, controller: str | None, now: datetime) -> int:
+    """How many of the controller's open requests are past their due date (all pages)."""
+    q = _listing(select(func.count()).select_from(rights_requests), controller, now, True, None)
+    with reads.connect() as conn:
+        return conn.execute(q).scalar_one()
+
+
+def _listing(q: Any, controller: str | None, now: datetime, overdue_only: bool, state: str | None) -> Any:
     if controller is not None:
         q = q.where(rights_requests.c.controller == controller)
     if overdue_only:
-        q = q.where(rights_requests.c.state == "open").where(rights_requests.c.due_at < now)
+        q = q.where(rights_requests.c.state == "open").where(rights_requests.c.due_at < now.astimezone(timezone.utc))
     elif state is not None:
         q = q.where(rights_requests.c.state == state)
-    with reads.connect() as conn:
-        return [request_from_row(r) for r in conn.execute(q).mappings()]
+    return q
 
 
 def record_listing(work: UnitOfWork, actor: str, acting_person: str | None, count: int, channel: str,
