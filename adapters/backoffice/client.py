@@ -5,7 +5,6 @@ that breaks the contract) is `SourceUnavailable`; a permanent refusal (other 4xx
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any, Iterable
@@ -14,6 +13,8 @@ import httpx
 
 from adapters.backoffice import contract
 from hub.ports import BackOfficeEvent, SourceRefused, SourceUnavailable
+from hub.domain.errors import MalformedMessage
+from hub.domain.values import strict_loads
 
 __all__ = ["BackOfficeClient", "HubApi", "HubUnavailable", "HubRefused", "event_from_json"]
 
@@ -41,9 +42,9 @@ def _send(http: httpx.Client, method: str, url: str, who: str, **kw: Any) -> htt
 
 def _json(r: httpx.Response, who: str) -> Any:
     try:
-        return r.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SourceUnavailable(f"{who}: malformed JSON answer ({r.status_code})") from err
+        return strict_loads(r.content)
+    except MalformedMessage as err:     # not JSON, or a value the hub does not take (NaN, NUL, …)
+        raise SourceUnavailable(f"{who}: malformed JSON answer ({r.status_code}): {err.code}") from err
 
 
 def _problem(r: httpx.Response) -> tuple[str, Any]:

@@ -17,6 +17,8 @@ import zeep.exceptions
 from lxml import etree
 
 from hub.ports import SourceConfig, SourceRefused, SourceUnavailable
+from hub.domain.errors import MalformedMessage
+from hub.domain.values import strict_loads
 from adapters.common import http_client
 from adapters.oauth import PrivateKeyJwt, TokenError
 from adapters.soap import soap_client
@@ -78,9 +80,9 @@ class DimonaClient:
         if status != 200:
             raise SourceUnavailable(f"onss.dimona: {method} {path} answered unexpected {status}")
         try:
-            answer = response.json()
-        except ValueError as err:
-            raise SourceUnavailable(f"onss.dimona: malformed JSON from {path}") from err
+            answer = strict_loads(response.content)
+        except MalformedMessage as err:     # not JSON, or a value the hub does not take (NaN, NUL, …)
+            raise SourceUnavailable(f"onss.dimona: malformed JSON from {path}: {err.code}") from err
         if self.validate and component:
             found = contract.fast_errors(component, answer)
             if found:

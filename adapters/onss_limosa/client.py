@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 
 from hub.ports import SourceConfig, SourceRefused, SourceUnavailable
+from hub.domain.errors import MalformedMessage
+from hub.domain.values import strict_loads
 from adapters.common import http_client
 from adapters.oauth import PrivateKeyJwt, TokenError
 from adapters.onss_limosa import contract
@@ -47,9 +49,9 @@ class LimosaClient:
         if r.status_code != 200:
             raise SourceUnavailable(f"Limosa answered unexpected HTTP {r.status_code}")
         try:
-            body = r.json()
-        except ValueError as err:
-            raise SourceUnavailable("Limosa answered malformed JSON") from err
+            body = strict_loads(r.content)
+        except MalformedMessage as err:     # not JSON, or a value the hub does not take (NaN, NUL, …)
+            raise SourceUnavailable(f"Limosa answered malformed JSON: {err.code}") from err
         found = contract.errors(component, body)
         if found:
             raise SourceUnavailable(f"Limosa answer not valid against {component}: {found[:3]}")

@@ -201,6 +201,9 @@ def _token_route(mock, tokens=("t1",)):
     (httpx.ConnectError("refused"), SourceUnavailable),
     (httpx.Response(503, json={"title": "Service unavailable", "status": 503}), SourceUnavailable),
     (httpx.Response(200, content=b'{"items": [{"ssin"'), SourceUnavailable),
+    (httpx.Response(200, content=b'{"items": [], "total": NaN}'), SourceUnavailable),         # values the hub
+    (httpx.Response(200, content=b'{"items": [{"ssin": "a\\u0000"}]}'), SourceUnavailable),   # does not take
+    (httpx.Response(200, content=b'{"items": [], "items": []}'), SourceUnavailable),
     (httpx.Response(200, json={"items": [{"ssin": "x"}]}), SourceUnavailable),      # not the contract
     (httpx.Response(429, json={"title": "Too many", "status": 429}), SourceUnavailable),
     (httpx.Response(400, json={"title": "Bad request", "status": 400, "detail": "bad INSZ"}), SourceRefused),

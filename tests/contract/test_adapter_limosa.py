@@ -205,6 +205,17 @@ def test_malformed_json_is_unavailable():
             _client().by_ssin(POSTED)
 
 
+@pytest.mark.parametrize("body", [b'{"declarations": [], "n": NaN}', b'{"declarations": [{"ssin": "\\ud800"}]}',
+                                  b'{"declarations": [], "declarations": []}', b'{"declarations": [], "n": 1e400}'])
+def test_a_value_the_hub_does_not_take_is_unavailable(body):
+    with respx.mock() as router:
+        _token_route(router)
+        _list_route(router).mock(return_value=httpx.Response(200, content=body,
+                                                             headers={"content-type": "application/json"}))
+        with pytest.raises(SourceUnavailable, match="malformed JSON"):
+            _client().by_ssin(POSTED)
+
+
 def test_answer_off_contract_is_unavailable():
     with respx.mock() as router:
         _token_route(router)

@@ -106,13 +106,16 @@ def test_hub_api_wrong_secret_is_refused_and_token_endpoint_down_is_transient():
 def test_back_office_client_types_errors_and_checks_answers():
     respx.get(f"{OFFICE}/events").mock(side_effect=[
         httpx.Response(200, content=b'{"events": [', headers={"content-type": "application/json"}),
+        httpx.Response(200, content=b'{"events": [{"event_id": "e1", "flow": "f", "payload": {"pay": NaN}}], '
+                                    b'"cursor": "1"}'),                                 # a value the hub does not take
+        httpx.Response(200, content=b'{"events": [], "cursor": "1\\u0000"}'),
         httpx.Response(200, json={"events": [{"event_id": "e 1"}], "cursor": "1"}),   # breaks the contract
         httpx.Response(503), httpx.Response(401, json={"error": "not_authenticated"}),
         httpx.ConnectError("refused"),
         httpx.Response(400, json={"error": "invalid_cursor"}),
     ])
     client = BackOfficeClient("dvz", OFFICE, "k")
-    for _ in range(5):
+    for _ in range(7):
         with pytest.raises(SourceUnavailable):
             client.events_since(None)
     with pytest.raises(SourceRefused):
