@@ -137,7 +137,7 @@ def holder_clocks(work: UnitOfWork, registry: Registry, rules: ClockRules, party
     try:
         window = parse_duration(within)
     except ValueError as err:
-        raise MalformedMessage([{"path": "/query/within", "message": str(err)}], code="invalid_request") from None
+        raise MalformedMessage([{"in": "query", "name": "within", "detail": str(err)}], code="invalid_request") from None
     views = due(work.reads, now, window, holder=party, limit=limit)
     _consulted(work, party, acting_person, f"GET /v1/clocks within={within} count={len(views)}")
     return {"holder": party, "now": now.isoformat(), "within": within,
