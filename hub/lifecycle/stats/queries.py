@@ -84,13 +84,13 @@ class StatsFilter:
     def __post_init__(self) -> None:
         problems = []
         if self.year is not None and not 1900 <= self.year <= 9999:
-            problems.append({"path": "/year", "message": "a four-digit year"})
+            problems.append({"in": "query", "name": "year", "detail": "a four-digit year"})
         if self.quarter is not None and self.quarter not in (1, 2, 3, 4):
-            problems.append({"path": "/quarter", "message": "1, 2, 3 or 4"})
+            problems.append({"in": "query", "name": "quarter", "detail": "1, 2, 3 or 4"})
         if self.region is not None and self.region not in REGIONS:
-            problems.append({"path": "/region", "message": f"one of {', '.join(REGIONS)}"})
+            problems.append({"in": "query", "name": "region", "detail": f"one of {', '.join(REGIONS)}"})
         if self.permit_type is not None and self.permit_type not in PERMIT_LABELS:
-            problems.append({"path": "/permit_type", "message": f"one of {', '.join(PERMIT_TYPES)}"})
+            problems.append({"in": "query", "name": "permit_type", "detail": f"one of {', '.join(PERMIT_TYPES)}"})
         if problems:
             raise MalformedMessage(problems, code="invalid_request")
 
@@ -130,7 +130,7 @@ def parse_by(value: str | Iterable[str] | None) -> tuple[str, ...]:
     names = tuple(n.strip() for n in items if n and n.strip())
     unknown = [n for n in names if n not in DIMENSIONS]
     if unknown or len(set(names)) != len(names):
-        raise MalformedMessage([{"path": "/by", "message": f"distinct names among {', '.join(DIMENSIONS)}"
+        raise MalformedMessage([{"in": "query", "name": "by", "detail": f"distinct names among {', '.join(DIMENSIONS)}"
                                  + (f"; unknown: {', '.join(unknown)[:80]}" if unknown else "")}],
                                code="invalid_request")
     return names
