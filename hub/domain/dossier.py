@@ -6,8 +6,10 @@
     under_examination ── residence / work decision ──► residence_decided | work_decided
         │ (deemed authorisation: Blue Card, 61/27-4 §2)        │ the other part
         ▼                                                      ▼
-    decided  (both parts known; a work permit or professional card: the work part)
-        │ single act notified
+    decided  (both parts known; a work permit or professional card: the work part; or one part
+        │      refused, withdrawn or ended: one negative decision decides the single permit, the other
+        │      part is no longer needed — it may still come in before notification, and is recorded)
+        │ single act notified, or (a negative decision) the Art. 24 negative-decision notice
         ▼
     notified ── appeal lodged ──► appeal_pending ── appeal ended ──► closed
         │  ▲                                     └─ decision annulled ─► under_examination
@@ -70,6 +72,9 @@ def change(dossier: Mapping[str, Any], target: str | None, payload: Mapping[str,
     current = dossier["state"]
     values: dict[str, Any] = {"state": current}
     if target is None:
+        if current == "decided" and _notice_of_negative(dossier, payload):
+            # Art. 24: the negative decision is notified to the person, the authorities told it was taken
+            return {"state": "notified", "notified_at": at, "closed_at": None}
         return values
     if target == "incomplete":
         # Art. 20 §4 before admissibility; afterwards DVZ's request for more does not stop the clock (61/27-4 §3)
@@ -88,6 +93,8 @@ def change(dossier: Mapping[str, Any], target: str | None, payload: Mapping[str,
     elif target in ("residence_decided", "work_decided"):
         if current in EXAMINING or (current in FINAL and _ends_a_permit(payload)):
             return _decision(dossier, payload, at)
+        if current == "decided" and _late_part(dossier, payload):
+            return _late_decision(dossier, payload)
     elif target == "decided":             # deemed authorisation: no decision within the deadline
         if current in EXAMINING and not any(dossier.get(f"{p}_outcome") in NEGATIVE for p in ("residence", "work")):
             kinds = {f"{part}_decision_kind": DEEMED for part in ("residence", "work")}
@@ -96,6 +103,10 @@ def change(dossier: Mapping[str, Any], target: str | None, payload: Mapping[str,
     elif target == "notified":
         if current == "decided":
             return {"state": "notified", "notified_at": at, "closed_at": None}
+        if current == "notified" and _negative(dossier):
+            # a negative decision already notified with its Art. 24 notice: the single act that follows
+            # keeps the first notification (Art. 27 counts from it)
+            return values
     elif target == "appeal_pending":
         if current in FINAL:
             return {"state": "appeal_pending", "appeal_lodged_at": at, "appeal_ended_at": None,
@@ -115,6 +126,32 @@ def _ends_a_permit(payload: Mapping[str, Any]) -> bool:
     return (payload.get("decision_kind") or "").endswith(ENDING)
 
 
+def _negative(d: Mapping[str, Any]) -> bool:
+    """A part of the dossier is refused, withdrawn or ended: the procedure's outcome is negative."""
+    return any(d.get(f"{part}_outcome") in NEGATIVE for part in ("residence", "work"))
+
+
+def _notice_of_negative(dossier: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+    """The Art. 24 notice (single-permit.negative-decision-notice) of the dossier's negative decision."""
+    return payload.get("negative_decision_taken") is True and _negative(dossier)
+
+
+def _late_part(dossier: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+    """A decision on the part still open when a negative decision on the other ended the procedure."""
+    if not _negative(dossier) or dossier.get("notified_at") is not None:
+        return False
+    residence, work = outcome_of(payload)
+    part = "residence" if residence else "work" if work else None
+    return part is not None and dossier.get(f"{part}_outcome") is None
+
+
+def _late_decision(dossier: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded, the dossier stays decided as it was (the negative decision decided it, Art. 18)."""
+    values = {k: v for k, v in _decision(dossier, payload, dossier["decided_at"]).items()
+              if k.endswith(("_outcome", "_decision_kind"))}
+    return {"state": "decided", **values}
+
+
 def _decision(dossier: Mapping[str, Any], payload: Mapping[str, Any], at: datetime) -> dict[str, Any]:
     residence, work = outcome_of(payload)
     values: dict[str, Any] = {}
@@ -124,7 +161,8 @@ def _decision(dossier: Mapping[str, Any], payload: Mapping[str, Any], at: dateti
         values.update(work_outcome=work, work_decision_kind=payload.get("decision_kind"))
     known = {part: values.get(f"{part}_outcome", dossier.get(f"{part}_outcome")) for part in ("residence", "work")}
     needed = parts_needed(dossier.get("application_kind") or "single_permit")
-    if all(known[p] for p in needed):
+    if all(known[p] for p in needed) or any(known[p] in NEGATIVE for p in needed):
+        # every needed part known, or one refused, withdrawn or ended: that decides the whole (Art. 18)
         values.update(state="decided", decided_at=at)
     else:
         values["state"] = "residence_decided" if known["residence"] else "work_decided"

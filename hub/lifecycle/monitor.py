@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from hub.ports import Subject
 from hub.audit import AuditEvent
 from hub.domain.categories import SOCIAL_SECURITY
+from hub.domain.dossier import NEGATIVE
 from hub.domain.parties import PLATFORM
 from hub.infra.store.schema import dossiers
 from hub.infra.store.unit_of_work import UnitOfWork
@@ -20,10 +21,13 @@ ACTIVE_STATES = ("decided", "notified")
 def permit_holders_without_employment(work: UnitOfWork, source: Any, today: date,
                                       legal_context: str) -> dict[str, list[dict[str, Any]]]:
     """Region party → the permit holders (dossier, INSZ, last employer and period end) with no
-    Dimona period running today. Work must have been granted for the permit to be active."""
+    Dimona period running today. The permit must be active: work granted, and residence not refused,
+    withdrawn or ended (one negative part decides the single permit)."""
     with work.reads.connect() as conn:
         rows = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.application)
                             .where(dossiers.c.state.in_(ACTIVE_STATES), dossiers.c.work_outcome == "granted")
+                            .where(or_(dossiers.c.residence_outcome.is_(None),
+                                       dossiers.c.residence_outcome.not_in(sorted(NEGATIVE))))
                             .order_by(dossiers.c.id)).all()
     holders = [(r.id, r.competent_region, (r.application.get("worker") or {}).get("insz")) for r in rows]
     holders = [h for h in holders if h[2]]

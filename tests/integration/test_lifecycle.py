@@ -14,7 +14,7 @@ from tests.support.lifecycle import _dossier, _fact
 
 
 def _ids(hub) -> dict[str, str]:
-    """The demo procedure's two dossiers: A (granted, notified), B (residence refused)."""
+    """The demo procedure's two dossiers: A (granted, notified), B (residence refused, notified)."""
     with hub.engine.connect() as conn:
         rows = conn.execute(select(dossiers.c.id, dossiers.c.competent_region)).all()
     return {"a" if region == "region.flanders" else "b": i for i, region in rows}
@@ -34,7 +34,14 @@ def test_the_procedure_records_dates_retention_and_an_anonymous_fact(running_hub
     assert a["incomplete_since"] is None                       # the documents asked for came in
     assert (a["residence_decision_kind"], a["work_decision_kind"]) == ("residence_authorisation", "work_authorisation")
     assert a["retain_until"].year == a["created_at"].year + 10  # granted: 10 years from submission
-    assert b["state"] == "residence_decided" and b["retain_until"] is None   # undecided part: kept
+    # B: DVZ's refusal decides the single permit (the work part no longer needed), its Art. 24 notice
+    # notifies it; 5 years from then (Art. 27), counted once as a refusal of its quarter (Art. 31-32)
+    assert (b["state"], b["residence_outcome"], b["work_outcome"]) == ("notified", "refused", None)
+    assert b["complete_at"] <= b["decided_at"] <= b["notified_at"]
+    assert b["retain_until"] == b["notified_at"].replace(year=b["notified_at"].year + 5)
+    refusal = _fact(hc.hub, b["fact_id"])
+    assert (refusal["state"], refusal["decision_kind"], refusal["ended_kind"]) == ("notified", "residence_refusal", None)
+    assert (refusal["decided_year"], refusal["decided_quarter"]) == (b["decided_at"].year, (b["decided_at"].month - 1) // 3 + 1)
 
     fact = _fact(hc.hub, a["fact_id"])
     assert "dossier_id" not in fact and ids["a"] not in fact.values()     # nothing leads back to the dossier

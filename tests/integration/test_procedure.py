@@ -31,7 +31,7 @@ def test_whole_procedure(running_hub):
                             .where(deliveries.c.acked_at.is_(None))).scalar_one() == 0
     a, b = rows
     assert a.state == "notified" and a.competent_region == "region.flanders"
-    assert b.state == "residence_decided" and b.competent_region == "region.wallonia"
+    assert b.state == "notified" and b.competent_region == "region.wallonia"   # refused: decided, notified (Art. 24)
 
     # need to know: the region never received the medical certificate or the criminal-record extract
     region_view = _items(c, "region.flanders", a.id)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.domain.dossier import EXAMINING, STATES, change, outcome_of, retain_until
+from hub.domain.dossier import EXAMINING, NEGATIVE, STATES, change, outcome_of, retain_until
 from hub.domain.errors import InvalidTransition
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -149,9 +149,10 @@ def test_random_message_orders_never_reach_an_invalid_state(kind, steps):
             assert d == before                                      # a refused move changes nothing
             continue
         assert d["state"] in STATES
-        if d["state"] in ("decided", "notified", "closed"):        # decided means every needed part known
-            needed = ("residence", "work") if kind == "single_permit" else ("work",)
-            assert all(d.get(f"{p}_outcome") for p in needed), d
+        if d["state"] in ("decided", "notified", "closed"):        # decided: every needed part known,
+            needed = ("residence", "work") if kind == "single_permit" else ("work",)   # or one negative
+            assert all(d.get(f"{p}_outcome") for p in needed) or \
+                any(d.get(f"{p}_outcome") in NEGATIVE for p in needed), d
             assert d.get("decided_at")
         if d["state"] == "notified":
             assert d["notified_at"] and d["notified_at"] >= d["decided_at"]

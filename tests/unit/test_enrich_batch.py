@@ -91,3 +91,15 @@ def test_monitor_lists_permit_holders_without_running_employment(local_hub):
                                                             audit_events.c.actor == "onss",
                                                             audit_events.c.dossier_id == granted[0].id)).all()
     assert len(looked_up) == 1 and looked_up[0].purpose == 6 and looked_up[0].recipient == "region.flanders"
+
+
+def test_monitor_leaves_out_a_single_permit_refused_on_residence(local_hub):
+    c = DemoClient(local_hub.http, local_hub.secrets)
+    c.load_flows()
+    procedure(c)
+    hub = local_hub.hub
+    from hub.infra.store.schema import dossiers
+    with hub.engine.begin() as conn:                 # work granted, then residence refused: no permit
+        conn.execute(dossiers.update().where(dossiers.c.work_outcome == "granted").values(residence_outcome="refused"))
+    findings = permit_holders_without_employment(hub.work, hub.sources["onss.dimona"], date.today(), "test")
+    assert findings == {} or not any(findings.values())

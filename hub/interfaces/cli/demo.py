@@ -113,8 +113,10 @@ def _expect(r: httpx.Response, status: int) -> None:
         raise RuntimeError(f"{r.request.method} {r.request.url.path} → {r.status_code}: {r.text[:300]}")
 
 
-def procedure(c: DemoClient) -> None:
-    """Applicant A: the whole combined procedure. Applicant B: refused (Art. 24)."""
+def procedure(c: DemoClient) -> tuple[str, str]:
+    """Applicant A: the whole combined procedure. Applicant B: refused (Art. 24): DVZ's refusal
+    decides the single permit, the work part is no longer needed, the notice notifies it.
+    Returns the two dossier ids."""
     a = c.apply(samples.synthetic_application(1))
     c.send("region.flanders", "single-permit.additional-documents-requested", samples.sample_additional_documents_requested(a))
     c.send("portal", "single-permit.additional-documents", samples.sample_additional_documents(a))
@@ -131,6 +133,7 @@ def procedure(c: DemoClient) -> None:
     c.send("dvz", "single-permit.residence-decision", samples.sample_residence_decision(b, outcome="refused"))
     c.send("dvz", "single-permit.negative-decision-notice", samples.sample_negative_decision_notice(b),
            recipients=["region.wallonia"])
+    return a, b
 
 
 def blue_card_clock(c: DemoClient) -> dict[str, Any]:
@@ -154,6 +157,29 @@ def render_clocks(console: Console, view: dict[str, Any]) -> None:
         table.add_row(k["clock"], k["holder"], k["started_at"][:10], k["due_at"][:10], str(k["days_left"]),
                       k["on_expiry"].replace("_", " "),
                       "; ".join(b.replace("Law of 15 December 1980, ", "") for b in k["legal_basis"]))
+    console.print(table)
+
+
+def render_dossiers(console: Console, work: Any, applicants: dict[str, str]) -> None:
+    """Where each applicant's dossier ended (hub.domain.dossier): state, outcomes, Art. 27 retention."""
+    from sqlalchemy import select
+
+    from hub.infra.store.schema import dossiers
+    d = dossiers.c
+    with work.reads.connect() as conn:
+        rows = {r.id: r for r in conn.execute(
+            select(d.id, d.category, d.state, d.residence_outcome, d.work_outcome, d.retain_until)
+            .where(d.id.in_(list(applicants.values()))))}
+    table = Table(title="the applicants' dossiers (the state machine of hub/domain/dossier.py)",
+                  caption="one refusal decides the single permit · retain until: Art. 27 (10 years from "
+                          "submission when granted, 5 years from notification of a refusal)")
+    for col in ("applicant", "dossier", "category", "state", "residence", "work", "retain until"):
+        table.add_column(col)
+    for name, dossier_id in applicants.items():
+        if (r := rows.get(dossier_id)) is None:
+            continue
+        table.add_row(name, dossier_id[-6:], r.category, r.state, r.residence_outcome or "—",
+                      r.work_outcome or "—", r.retain_until.date().isoformat() if r.retain_until else "—")
     console.print(table)
 
 
@@ -251,16 +277,18 @@ def run_demo(console: Console, url: str | None) -> int:
             with httpx.Client(base_url=base, timeout=30) as http:
                 client = DemoClient(http, secrets)
                 client.load_flows()
-                procedure(client)
+                a, b = procedure(client)
                 clocks = blue_card_clock(client)
             render(console, client.timeline)
             render_enrichment(console, client.enrichments)
             render_clocks(console, clocks)
+            applicants = {"A (granted)": a, "B (refused)": b, "C (Blue Card)": clocks["dossier_id"]}
         # after the in-process hub closed (it seals its audit tail on the way out), with its key; a
         # running hub seals every HUB_AUDIT_CHECKPOINT_SECONDS, with a key the demo does not hold
         key_file = used.resolved_audit_key_file()
         key = load_public_key(key_file) if url is None and key_file.exists() else None
         with store(used) as work:
+            render_dossiers(console, work, applicants)
             report = audit.verify(work.engine, public_key=key)
     console.print(("[green]" if report.intact else "[red]") + str(report))
     return 0 if report.intact else 1
