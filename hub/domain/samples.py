@@ -332,3 +332,70 @@ FLOW_SAMPLES: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
     "platform.clock-reminder": ("onss", sample_clock_reminder),
     "single-permit.deemed-authorisation": ("onss", sample_deemed_authorisation),
 }
+
+
+# ── examples for newcomers: `wib-hub contracts example`, `wib-hub flows example`, GET /v1/contracts/{name}/example ──
+
+# Contract name → a valid payload for a dossier id that leaves out the optional authority fields
+# (x-bound-to: the hub fills in the sender or the dossier's region), so any allowed sender may send it.
+# The application's competent_region stays: it is required (the application opens the dossier).
+EXAMPLE_PAYLOADS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "application": lambda d: sample_application(),
+    "additional-documents-requested": lambda d: sample_additional_documents_requested(d, requested_by=None),
+    "additional-documents": sample_additional_documents,
+    "admissibility-decision": lambda d: sample_admissibility_decision(d, region=None),
+    "residence-decision": lambda d: sample_residence_decision(d, deciding_authority=None),
+    "work-decision": lambda d: sample_work_decision(d, region=None),
+    "single-act": sample_single_act,
+    "authorisation-notice": sample_authorisation_notice,
+    "negative-decision-notice": lambda d: sample_negative_decision_notice(d, decided_by=None),
+    "permit-withdrawal-notice": lambda d: sample_permit_withdrawal_notice(d, decided_by=None, competent_region=None),
+    "appeal-lodged": lambda d: sample_appeal_lodged(d, informed_by=None),
+    "appeal-ended": lambda d: sample_appeal_ended(d, informed_by=None),
+    "clock-reminder": sample_clock_reminder,
+    "deemed-authorisation": sample_deemed_authorisation,
+}
+
+_PERSON_FIELDS = ("first_name", "last_name", "birth_date", "nationality", "insz", "passport_number")
+
+
+def _personalised(value: Any, seed: int, person: dict[str, Any]) -> Any:
+    """The same document about the seed's synthetic person: names, birth date, nationality, INSZ and
+    passport of every person object, e-mail addresses, the portal reference, and each document's
+    content (and so its sha256)."""
+    if isinstance(value, list):
+        return [_personalised(item, seed, person) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {key: _personalised(item, seed, person) for key, item in value.items()}
+    if "content_base64" in out and "sha256" in out and "document_type" in out:
+        out.update(sample_document(out["document_type"], f"synthetic {out['document_type']} #{seed}\n",
+                                   media_type=out.get("media_type", "application/pdf")))
+    if "first_name" in out:
+        out.update({key: person[key] for key in _PERSON_FIELDS if key in out})
+    if isinstance(out.get("email"), str) and out["email"].startswith("amara.testworker@"):
+        out["email"] = f"{person['first_name']}.{person['last_name']}.{seed}@example.org".lower()
+    if "portal_reference" in out:
+        out["portal_reference"] = f"WIB-PORTAL-{seed:06d}"
+    return out
+
+
+def _for_seed(payload: dict[str, Any], seed: int) -> dict[str, Any]:
+    if seed < 0:
+        raise ValueError("a seed is a whole number from 0")
+    if seed == 0:                     # the fixed default: the usual samples, unchanged
+        return payload
+    return _personalised(payload, seed, synthetic_application(seed)["worker"])
+
+
+def example(contract_name: str, seed: int = 0, dossier_id: str = DOSSIER_ID) -> dict[str, Any]:
+    """A valid, synthetic example of the named message contract; another seed, another synthetic person
+    and other documents (seed 0: the usual samples). Optional authority fields (x-bound-to) are left
+    out: the hub fills them in. KeyError for a contract without an example."""
+    return _for_seed(EXAMPLE_PAYLOADS[contract_name](dossier_id), seed)
+
+
+def flow_example(flow_id: str, seed: int = 0, dossier_id: str = DOSSIER_ID) -> dict[str, Any]:
+    """A valid, synthetic payload for the flow (its constraints met, e.g. the municipality's notice asks
+    for a temporary residence document), as `example` varies it by seed. KeyError for an unknown flow."""
+    return _for_seed(FLOW_SAMPLES[flow_id][1](dossier_id), seed)

@@ -1,7 +1,8 @@
 """The contract catalogue for integration engineers: list it, and check a document against a contract.
 
-`GET /v1/contracts` and `POST /v1/contracts/{name}/validate` (any authenticated party). The body is
-the document itself; its content type decides JSON or XML (anything else: 415). JSON is read as
+`GET /v1/contracts`, `GET /v1/contracts/{name}/example` (a valid, synthetic example of a message
+contract, from hub/domain/samples.py) and `POST /v1/contracts/{name}/validate` (any authenticated
+party). The body of a validation is the document itself; its content type decides JSON or XML (anything else: 415). JSON is read as
 strictly as every JSON body of the API (hardening.load_json: bounded depth, no NaN, numbers the
 hub can hold, clean strings); XML is parsed without DTDs or entities (hub/ports/safexml.py). A
 document that breaks its contract is a 422 `contract_violation` problem whose `issues` name each
@@ -17,7 +18,8 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from hub.domain.errors import ContractViolation, UnsupportedMediaType
+from hub.domain import samples
+from hub.domain.errors import ContractViolation, NotFound, UnsupportedMediaType
 from hub.interfaces.api.deps import CallerDep, HubDep, StrictRoute
 from hub.interfaces.api.hardening import load_json
 from hub.interfaces.api.problems import problem_responses
@@ -92,6 +94,25 @@ def document_syntax(content_type: str | None) -> str:
             response_model=ContractList)
 def list_contracts(hub: HubDep, caller: CallerDep) -> dict[str, Any]:
     return {"contracts": [entry.to_json() for entry in catalogue_of(hub)]}
+
+
+@router.get("/{name}/example", operation_id="getContractExample",
+            summary="A valid, synthetic example document of one message contract (no real person)",
+            response_model=dict[str, Any],
+            responses={200: {"description": "the example: a document of the named message contract "
+                                            "(`#/components/schemas/<Contract>`); optional authority fields "
+                                            "(`x-bound-to`) left out, the hub fills them in"},
+                       **problem_responses(404, s404="no message contract of that name (`unknown_contract`)")})
+def get_contract_example(hub: HubDep, caller: CallerDep,
+                         name: Annotated[str, Path(max_length=80, description="a message contract, e.g. "
+                                                   "`application` (contracts/messages/<name>.schema.json)")],
+                         seed: Annotated[int, Query(ge=0, le=10**6, description="another seed, another "
+                                                    "synthetic person and documents")] = 0) -> dict[str, Any]:
+    known = hub.registry.contracts
+    if name not in known or name not in samples.EXAMPLE_PAYLOADS:
+        raise NotFound(f"no message contract named {name[:80]!r}; known: "
+                       f"{', '.join(sorted(set(known) & set(samples.EXAMPLE_PAYLOADS)))}", code="unknown_contract")
+    return samples.example(name, seed)
 
 
 @router.post("/{name}/validate", operation_id="validateDocument",

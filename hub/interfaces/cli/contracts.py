@@ -1,5 +1,6 @@
 """`wib-hub contracts …`: the integration engineers' tools — list and show the contract catalogue,
-validate a file against a contract, run an adapter's conformance suite against any endpoint.
+print a valid example of a message contract, validate a file against a contract, run an adapter's
+conformance suite against any endpoint.
 
 Adapters are found through the `wib_hub.adapters` entry points; hub code never imports adapters.*.
 """
@@ -12,16 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
 from hub.registry.catalogue import Catalogue, ContractFileMissing, UnknownContract, UnsafeDocument, load_catalogue
 from hub.domain.errors import RegistryError
 from hub.infra.settings import Settings
+from hub.interfaces.cli.options import cli_console
 
 app = typer.Typer(help="The contract catalogue: list, show, validate, and conformance runs.", no_args_is_help=True)
-console = Console()
+console = cli_console()   # not cut to 80 columns when the output is not a terminal
 ADAPTER_GROUP = "wib_hub.adapters"
 _LEXERS = {"xsd": "xml", "wsdl": "xml", "openapi": "yaml", "jsonschema": "json"}
 
@@ -103,6 +104,28 @@ def validate(name: Annotated[str, typer.Argument(help="contract name, or name#Co
         table.add_row(p.path or "/", "" if p.line is None else str(p.line), p.rule, p.message)
     console.print(table)
     raise typer.Exit(1)
+
+
+SEED_MAX = 10**6
+
+
+@app.command()
+def example(name: Annotated[str, typer.Argument(metavar="NAME", help="message contract, e.g. application, admissibility-decision "
+                                                     "(contracts/messages/<NAME>.schema.json)")],
+            seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="another seed, another synthetic person "
+                                                                        "and documents")] = 0,
+            dossier: Annotated[Optional[str], typer.Option(help="the dossier id the example names, if it names "
+                                                                "one")] = None) -> None:
+    """A valid, synthetic example of a message contract, as indented JSON on stdout (nothing else):
+    `wib-hub contracts example application > app.json`. Optional authority fields (x-bound-to) are
+    left out: the hub fills them in. Unknown name: exit 2."""
+    from hub.domain import samples
+    from hub.interfaces.cli.options import registry
+    known = sorted(set(registry().contracts) & set(samples.EXAMPLE_PAYLOADS))
+    if name not in known:
+        typer.echo(f"unknown_contract: no message contract named {name[:80]!r}; known: {', '.join(known)}", err=True)
+        raise typer.Exit(2)
+    print(json.dumps(samples.example(name, seed, dossier or samples.DOSSIER_ID), ensure_ascii=False, indent=2))
 
 
 def _load_adapter(name: str) -> Any:
