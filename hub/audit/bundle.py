@@ -139,8 +139,8 @@ class BundleReport:
         if not self.intact:
             where = f" at sequence {self.first_bad_seq}" if self.first_bad_seq is not None else ""
             return f"bundle BROKEN{where}: {self.reason}"
-        text = (f"bundle intact: {self.events} events, {self.hash_only} hash-only, "
-                f"{self.checkpoints} signed checkpoints")
+        text = (f"bundle intact: {self.events} event{'' if self.events == 1 else 's'}, {self.hash_only} hash-only, "
+                f"{self.checkpoints} signed checkpoint{'' if self.checkpoints == 1 else 's'}")
         if self.unsealed:
             text += f"; {len(self.unsealed)} unsealed (after the last checkpoint): {self.unsealed}"
         return text

@@ -209,11 +209,11 @@ class VerifyReport:
     def __str__(self) -> str:
         if not self.intact:
             return f"audit chain BROKEN at sequence {self.first_bad_seq}: {self.reason}"
-        seal = (f"{self.checkpoints} signed checkpoints, sealed up to {self.sealed_seq}, "
+        seal = (f"{self.checkpoints} signed checkpoint{'' if self.checkpoints == 1 else 's'}, sealed up to {self.sealed_seq}, "
                 f"{self.unsealed} unsealed after it")
         if not self.signatures_checked and self.checkpoints:
             seal += " (signatures NOT checked: no public key)"
-        return f"audit chain intact: {self.count} events, head {self.head_seq}; {seal}"
+        return f"audit chain intact: {self.count} event{'' if self.count == 1 else 's'}, head {self.head_seq}; {seal}"
 
 
 _COLUMNS = ", ".join(HASHED_FIELDS + ("prev_hash", "hash", COUNT_FIELD))

@@ -20,6 +20,15 @@ from hub.infra.store.schema import audit_events
 
 MAX_LIMIT = 1000
 
+# What the trail records (AuditEvent `event`, `outcome`) as the hub writes them (hub/messaging,
+# hub/lifecycle, hub/audit): the values a search may filter on. tests/unit/test_cli_usability.py
+# holds the lists to the events the code appends.
+EVENTS: tuple[str, ...] = (
+    "received", "validated", "authorised", "stored", "rejected", "routed", "delivered", "acknowledged",
+    "consulted", "enriched", "enrichment_pending", "batch_enriched", "exported", "deleted", "clock_expired",
+    "rights_request", "rights_answered", "rights_extended")
+OUTCOMES: tuple[str, ...] = ("ok", "rejected", "refused", "delayed")
+
 # What a search returns of an event: everything but the previous-hash link (the chain is `verify`'s job).
 # `count`: how many occurrences the event stands for (aggregated refusals); None means one.
 COLUMNS = (

@@ -90,7 +90,7 @@ def test_cli_export_and_verify_bundle(tmp_path, monkeypatch):
     runner = CliRunner()
     assert runner.invoke(app, ["audit", "checkpoint"]).output.startswith("checkpoint signed at sequence 7")
     verified = runner.invoke(app, ["audit", "verify"], env={"COLUMNS": "200"})
-    assert verified.exit_code == 0 and "1 signed checkpoints, sealed up to 7, 0 unsealed" in verified.output
+    assert verified.exit_code == 0 and "1 signed checkpoint, sealed up to 7, 0 unsealed" in verified.output
     out = tmp_path / "bundle.jsonl"
     result = runner.invoke(app, ["audit", "export", "--dossier", "dossier-A", "--out", str(out)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from hub.audit.query import MAX_LIMIT, AuditFilter, record_consultation, search
+from hub.audit.query import EVENTS, MAX_LIMIT, OUTCOMES, AuditFilter, record_consultation, search
 from hub.audit.report import DEFAULT_OFFICE_HOURS, OfficeHours, build_report
 from hub.domain.errors import NotAuthorised
 from hub.infra.auth import Caller
@@ -146,8 +146,8 @@ def events(hub: HubDep, caller: OfficerDep,
            acting_person: Annotated[str | None, Query(max_length=128)] = None,
            flow: Annotated[str | None, Query(max_length=80)] = None,
            purpose: Annotated[int | None, Query(ge=1, le=9, description="Art. 10 n°")] = None,
-           outcome: Annotated[str | None, Query(max_length=16)] = None,
-           event: Annotated[str | None, Query(max_length=24)] = None,
+           outcome: Annotated[Literal[OUTCOMES] | None, Query()] = None,   # type: ignore[valid-type]
+           event: Annotated[Literal[EVENTS] | None, Query()] = None,        # type: ignore[valid-type]
            since: Since = None, until: Until = None,
            after: Annotated[int, Query(ge=0, le=INT_MAX, description="sequence number: the previous page's "
                                        "next_after")] = 0,

@@ -13,17 +13,31 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from hub.domain.errors import HubError
 from hub.infra.settings import Settings
-from hub.interfaces.cli.labels import CATEGORY_SHORT
-from hub.interfaces.cli.options import iso_time, refused, store
+from hub.interfaces.cli.labels import CATEGORY_SHORT, plural
+from hub.interfaces.cli.options import (
+    AUDIT_EVENTS,
+    AUDIT_OUTCOMES,
+    choice,
+    cli_console,
+    iso_time,
+    party_id,
+    refused,
+    store,
+)
 
 app = typer.Typer(help="The audit trail: who exchanged or consulted what, why and when.", no_args_is_help=True)
-console = Console()
+console = cli_console()
 OFFICER_PARTY = "security-officer"
 
 Officer = Annotated[Optional[str], typer.Option("--officer", help="the person consulting (recorded as acting person)")]
@@ -37,6 +51,28 @@ def _times(r) -> str:
     return f" ×{r['count']:,}" if r.get("count") is not None else ""
 
 
+def _short(value: str | None) -> str:
+    """An id in a table: its first 8 characters on a terminal, whole when the output is a pipe or a file."""
+    return (value or "")[:8] if console.is_terminal else value or ""
+
+
+def _verified(report) -> str:
+    """A verify report (the chain's or a bundle's) as one line."""
+    if not report.intact:
+        return str(report)
+    if hasattr(report, "sealed_seq"):   # the chain in the store (hub.audit.chain.VerifyReport)
+        seal = (f"{plural(report.checkpoints, 'signed checkpoint')}, sealed up to {report.sealed_seq}, "
+                f"{report.unsealed:,} unsealed after it")
+        if not report.signatures_checked and report.checkpoints:
+            seal += " (signatures NOT checked: no public key)"
+        return f"audit chain intact: {plural(report.count, 'event')}, head {report.head_seq}; {seal}"
+    text = (f"bundle intact: {plural(report.events, 'event')}, {report.hash_only:,} hash-only, "
+            f"{plural(report.checkpoints, 'signed checkpoint')}")
+    if report.unsealed:
+        text += f"; {len(report.unsealed):,} unsealed (after the last checkpoint): {report.unsealed}"
+    return text
+
+
 @app.command("tail")
 def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 20,
                as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False) -> None:
@@ -48,7 +84,7 @@ def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 2
         for r in rows:
             print(json.dumps({**r, "ts": r["ts"].isoformat()}, ensure_ascii=False))
         return
-    table = Table(title=f"last {len(rows)} audit events")
+    table = Table(title=f"last {plural(len(rows), 'audit event')}")
     for col in ("seq", "time", "event", "flow", "actor → recipient", "art. 10", "dossier", "data", "reason", "hash"):
         table.add_column(col)
     for r in rows:
@@ -57,7 +93,7 @@ def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 2
         event = f"[red]{r['event']}[/red]" if r["outcome"] == "rejected" else r["event"]
         table.add_row(str(r["seq"]), r["ts"].strftime("%H:%M:%S.%f")[:-3], event + outcome + _times(r),
                       (r["flow_id"] or "").split(".", 1)[-1], parties, str(r["purpose"] or ""),
-                      (r["dossier_id"] or "")[:8],
+                      _short(r["dossier_id"]),
                       ",".join(CATEGORY_SHORT.get(c, c) for c in r["data_categories"] or []),
                       r["reason"] or "", r["hash"][:8])
     console.print(table)
@@ -66,12 +102,14 @@ def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 2
 @app.command("search")
 def audit_search(
         dossier: Annotated[Optional[str], typer.Option(help="dossier id")] = None,
-        party: Annotated[Optional[str], typer.Option(help="party as actor or recipient")] = None,
+        party: Annotated[Optional[str], typer.Option(help="party as actor or recipient", callback=party_id)] = None,
         acting_person: Annotated[Optional[str], typer.Option(help="the person who acted")] = None,
         flow: Annotated[Optional[str], typer.Option(help="flow id")] = None,
         purpose: Annotated[Optional[int], typer.Option(help="Art. 10 n° (1–9)")] = None,
-        outcome: Annotated[Optional[str], typer.Option(help="ok, rejected, …")] = None,
-        event: Annotated[Optional[str], typer.Option(help="received, delivered, consulted, …")] = None,
+        outcome: Annotated[Optional[str], typer.Option(help=f"one of {', '.join(AUDIT_OUTCOMES)}",
+                                                       callback=choice("--outcome", AUDIT_OUTCOMES))] = None,
+        event: Annotated[Optional[str], typer.Option(help=f"one of {', '.join(AUDIT_EVENTS)}",
+                                                     callback=choice("--event", AUDIT_EVENTS))] = None,
         since: Since = None, until: Until = None,
         after: Annotated[int, typer.Option(help="sequence number: the previous page's next")] = 0,
         limit: Annotated[int, typer.Option(help="events per page (1–1000)")] = 50,
@@ -90,7 +128,7 @@ def audit_search(
     if as_json:
         print(json.dumps(page.as_json(), ensure_ascii=False))
         return
-    table = Table(title=f"{len(page.items)} audit events" + (f" matching {', '.join(criteria.kinds())}"
+    table = Table(title=plural(len(page.items), "audit event") + (f" matching {', '.join(criteria.kinds())}"
                                                               if criteria.kinds() else ""),
                   caption=f"more: --after {page.next_after}" if page.next_after else "last page")
     for col in ("seq", "time (UTC)", "event", "outcome", "flow", "actor → recipient", "person", "art. 10",
@@ -102,7 +140,7 @@ def audit_search(
         table.add_row(str(r["seq"]), row["ts"][:23], r["event"] + _times(r),
                       f"[red]{r['outcome']}[/red]" if r["outcome"] == "rejected" else r["outcome"],
                       (r["flow_id"] or "").split(".", 1)[-1], parties, r["acting_person"] or "",
-                      str(r["purpose"] or ""), (r["dossier_id"] or "")[:8],
+                      str(r["purpose"] or ""), _short(r["dossier_id"]),
                       ",".join(CATEGORY_SHORT.get(c, c) for c in r["data_categories"]), r["reason"] or "")
     console.print(table)
 
@@ -122,7 +160,7 @@ def audit_report(since: Since = None, until: Until = None,
             hours = OfficeHours.parse(office_hours or Settings().office_hours)
             total = count_events(work.reads, start, end)
             with Progress(TextColumn("reading the audit trail"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                          TimeElapsedColumn(), console=cli_console(stderr=True), transient=True,
                           disable=as_json) as progress:
                 task = progress.add_task("events", total=total)
                 report = build_report(work.reads, start, end, hours,
@@ -136,7 +174,7 @@ def audit_report(since: Since = None, until: Until = None,
         return
     for table in tables(report):
         console.print(table)
-    console.print(f"{report.events_read} events read")
+    console.print(f"{plural(report.events_read, 'event')} read")
 
 
 def _public_key(settings: Settings, pinned: Optional[Path]):
@@ -162,7 +200,7 @@ def verify(bundle: Annotated[Optional[Path], typer.Option("--bundle", help="chec
         if pinned is None:
             console.print("[yellow]warning: key not pinned (--public-key): the bundle was checked against "
                           "the public key it carries itself[/yellow]")
-        console.print(("[green]" if report.intact else "[red]") + str(report))
+        console.print(("[green]" if report.intact else "[red]") + _verified(report))
         raise typer.Exit(0 if report.intact else 1)
     from sqlalchemy import select
 
@@ -178,7 +216,7 @@ def verify(bundle: Annotated[Optional[Path], typer.Option("--bundle", help="chec
             task = progress.add_task("verify", total=total)
             report = audit.verify(work.engine, public_key=key, workers=workers,
                                   progress=lambda n: progress.advance(task, n))
-    console.print(("[green]" if report.intact else "[red]") + str(report))
+    console.print(("[green]" if report.intact else "[red]") + _verified(report))
     raise typer.Exit(0 if report.intact else 1)
 
 
@@ -203,7 +241,7 @@ def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write
                   f"{summary.bytes:,}", signer.key_id)
     console.print(table)
     if summary.unsealed:
-        console.print(f"[yellow]{summary.unsealed} events are after the last checkpoint (unsealed); "
+        console.print(f"[yellow]{plural(summary.unsealed, 'event is', 'events are')} after the last checkpoint (unsealed); "
                       "run `wib-hub audit checkpoint` first to seal them[/yellow]")
 
 

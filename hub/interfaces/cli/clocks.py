@@ -7,16 +7,23 @@ from datetime import timedelta
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hub.domain.errors import RegistryError
-from hub.interfaces.cli.options import contracts, iso_time, registry_refused, store
 from hub.infra.settings import Settings
+from hub.interfaces.cli.labels import plural
+from hub.interfaces.cli.options import (
+    cli_console,
+    contracts,
+    iso_time,
+    party_id,
+    registry_refused,
+    store,
+)
 
 app = typer.Typer(help="Statutory procedure clocks: due dates, reminders, deemed authorisation.",
                          no_args_is_help=True)
-console = Console()
+console = cli_console()
 
 
 
@@ -42,7 +49,8 @@ def _rules(settings: Settings, check: bool = True):
 @app.command("due")
 def due_command(
         within: Annotated[str, typer.Option(help="window ahead of now: 7d, 36h, 2w, 1d12h")] = "7d",
-        holder: Annotated[Optional[str], typer.Option(help="only the clocks this party holds (dvz, region.flanders, …)")] = None,
+        holder: Annotated[Optional[str], typer.Option(help="only the clocks this party holds (dvz, region.flanders, …)",
+                                                           callback=party_id)] = None,
         now: Annotated[Optional[str], typer.Option(help="ISO date-time instead of the current time")] = None,
         limit: Annotated[int, typer.Option(min=1, help="at most this many rows")] = 1000,
         as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
@@ -63,7 +71,7 @@ def due_command(
         print(json.dumps({"now": at.isoformat(), "within": within, "holder": holder, "clocks": out},
                          ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"{len(rows)} clocks due by {(at + window).astimezone(rules.calendar.zone):%Y-%m-%d %H:%M}"
+    table = Table(title=f"{plural(len(rows), 'clock')} due by {(at + window).astimezone(rules.calendar.zone):%Y-%m-%d %H:%M}"
                         + (f" held by {holder}" if holder else "") + " (and overdue)")
     for col in ("dossier", "clock", "holder", "started", "due day", "days left", "state", "reminded", "at expiry"):
         table.add_column(col, no_wrap=col in ("dossier", "clock"))
@@ -85,8 +93,8 @@ def sync_command(
         as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
 ) -> None:
     """One pass now: start new clocks, stop met ones, send reminders, expire (or deem authorised) late ones."""
-    from hub.lifecycle import clocks
     from hub.bootstrap import build_hub
+    from hub.lifecycle import clocks
     at = iso_time(now, "--now", default_now=True)
     settings = Settings()
     try:
@@ -101,7 +109,7 @@ def sync_command(
         print(json.dumps({"now": at.isoformat(), **result.as_json()}, indent=2))
         return
     console.print(f"clocks at {at.isoformat()}: {result.started} started, {result.stopped} stopped, "
-                  f"{len(result.reminded)} reminders sent, {len(result.expired)} expired, "
+                  f"{plural(len(result.reminded), 'reminder')} sent, {len(result.expired)} expired, "
                   f"{len(result.deemed)} deemed authorised" + (f", {result.voided} void" if result.voided else ""))
     for dossier_id in result.deemed:
         console.print(f"  deemed authorised: dossier {dossier_id} (61/27-4 §2, 61/27-5 §3)")
@@ -119,7 +127,7 @@ def rules_command(as_json: Annotated[bool, typer.Option("--json", help="JSON ins
     if as_json:
         print(json.dumps([describe(r) for r in rules], ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"{len(rules.rules)} statutory clocks (Law of 15 December 1980)")
+    table = Table(title=f"{plural(len(rules.rules), 'statutory clock')} (Law of 15 December 1980)")
     for col in ("clock", "applies to", "from", "days", "holder", "reminder", "at expiry", "articles"):
         table.add_column(col, no_wrap=col == "clock")
     for r in rules:

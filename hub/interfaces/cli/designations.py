@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from hub.interfaces.cli.options import contracts
+from hub.interfaces.cli.options import contracts, cli_console
 
 COLUMNS = ("party", "person", "role", "categories", "designated_by", "designated_on", "confidentiality")
 
 app = typer.Typer(help="Designated persons for health data and criminal records (Art. 15–17).",
                                no_args_is_help=True)
-console = Console()
+console = cli_console()   # not cut to 80 columns when the output is not a terminal
 
 
 class Format(str, Enum):

@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from hub.infra.settings import Settings
-from hub.interfaces.cli.options import store
+from hub.interfaces.cli.options import store, cli_console
 
 app = typer.Typer()   # top-level commands (no group)
-console = Console()
+console = cli_console()   # not cut to 80 columns when the output is not a terminal
 DIMONA = "onss.dimona"
 LEGAL_CONTEXT = "Single-permit cooperation agreement Art. 14 §1"
 

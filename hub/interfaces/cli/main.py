@@ -8,22 +8,54 @@ import threading
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from hub.domain.errors import RegistryError
 from hub.infra.settings import ConfigurationError, Settings
 from hub.interfaces.cli import (
-    audit, clocks, contracts, designations, enrich, flows, retention, rights, stats,
+    audit,
+    clocks,
+    contracts,
+    designations,
+    enrich,
+    flows,
+    retention,
+    rights,
+    stats,
 )
+from hub.interfaces.cli.labels import plural
+from hub.interfaces.cli.options import cli_console
 
 app = typer.Typer(help="wib-hub: the data-exchange hub of the single-permit platform.", no_args_is_help=True)
-console = Console()
+console = cli_console()
+DISTRIBUTION = "wib-hub"   # the installed package whose version `--version` prints
 
 # group name → the module that has its commands (None: top-level commands)
 GROUPS = {"flows": flows, "audit": audit, "contracts": contracts, "designations": designations,
           "clocks": clocks, "retention": retention, "rights": rights, "stats": stats, None: enrich}
 for _name, _module in GROUPS.items():
     app.add_typer(_module.app, name=_name)
+
+
+def version() -> str:
+    """The installed package's version (its metadata), or "unknown" when run from a tree not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+    try:
+        return installed(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"{DISTRIBUTION} {version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                       help="print the version and exit")] = False) -> None:
+    """wib-hub: the data-exchange hub of the single-permit platform."""
 
 
 def _build(settings: Settings | None = None):
@@ -89,7 +121,7 @@ def worker(routers: Annotated[int, typer.Option(help="route consumers in this pr
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    console.print(f"wib-hub worker running ({routers} route consumers)")
+    console.print(f"wib-hub worker running ({plural(routers, 'route consumer')})")
     done.wait()
     hub.close()
 

@@ -1,19 +1,23 @@
 """What the `wib-hub` commands share: the store they work on, contracts/ loaded and checked, reading
-a time option, and answering a refusal in one line with exit 2."""
+a time option or an option with a closed list of values, the console they print on, and answering
+a refusal in one line with exit 2."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
+from hub.audit.query import EVENTS, OUTCOMES
 from hub.domain.envelope import utcnow
-from hub.domain.formats import FIRST_YEAR, LAST_YEAR, bounded_utc
 from hub.domain.errors import HubError, RegistryError
+from hub.domain.flows import REGION_PARTIES
+from hub.domain.formats import FIRST_YEAR, LAST_YEAR, bounded_utc
 from hub.infra.settings import Settings
 
 if TYPE_CHECKING:   # the commands start without importing SQLAlchemy until they need the store
@@ -21,7 +25,33 @@ if TYPE_CHECKING:   # the commands start without importing SQLAlchemy until they
     from hub.infra.store.unit_of_work import UnitOfWork
     from hub.registry import Contracts
 
-console = Console()
+# Output that is not a terminal (a pipe, a file, a test's runner) has no width to fit: printed that wide,
+# tables keep whole ids and lines keep whole URLs. An explicit COLUMNS still rules.
+NOT_A_TERMINAL_WIDTH = 4000
+
+
+class CliConsole(Console):
+    """A rich Console that, when its output is not a terminal, neither wraps nor cuts: the width is
+    taken each time it prints, so the same console serves a terminal and a pipe."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            return ConsoleDimensions(NOT_A_TERMINAL_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+def cli_console(*, stderr: bool = False) -> Console:
+    """The console a command prints on (stdout, or stderr for progress beside JSON on stdout)."""
+    return CliConsole(stderr=stderr)
+
+
+console = cli_console()
 
 
 @contextmanager
@@ -80,3 +110,45 @@ def refused(err: HubError) -> typer.Exit:
     """A refusal the hub names (its code and detail), exit 2."""
     console.print(f"[red]{err.code}[/red]: {err.detail}")
     return typer.Exit(2)
+
+
+# What the audit trail records, the values `audit search` filters on (hub.audit.query)
+AUDIT_EVENTS, AUDIT_OUTCOMES = EVENTS, OUTCOMES
+# the regions of a --region option (the contracts' competent_region values), as the hub spells them
+REGIONS: tuple[str, ...] = tuple(REGION_PARTIES)
+REGION_HELP = f"{', '.join(REGIONS)} (german-speaking also accepted)"
+
+
+def invalid_option(option: str, value: str, accepted: Collection[str]) -> typer.Exit:
+    """An option's value outside its closed list: one line naming the option and what it accepts, exit 2."""
+    from rich.markup import escape
+    console.print(f"[red]invalid_option[/red]: {option} {escape(repr(value[:40]))} is not one of: "
+                  f"{', '.join(accepted)}", soft_wrap=True, highlight=False)
+    return typer.Exit(2)
+
+
+def choice(option: str, accepted: Collection[str],
+           normalise: Callable[[str], str] = str.strip) -> Callable[[str | None], str | None]:
+    """A typer callback for an option with a closed list of values: the value normalised, or exit 2."""
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        normal = normalise(value)
+        if normal not in accepted:
+            raise invalid_option(option, value, accepted)
+        return normal
+    return check
+
+
+def region_name(value: str) -> str:
+    """`German-Speaking`, `german-speaking`, `german_speaking` → `german_speaking`."""
+    return value.strip().lower().replace("-", "_")
+
+
+def party_id(value: str | None) -> str | None:
+    """A party option as the registry spells it: the regions' party ids use hyphens
+    (`region.german-speaking`), so `region.german_speaking` is taken for it."""
+    if value is None:
+        return None
+    value = value.strip()
+    return "region." + value[len("region."):].replace("_", "-") if value.startswith("region.") else value

@@ -11,14 +11,20 @@ from datetime import datetime, timezone
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from hub.infra.settings import Settings
-from hub.interfaces.cli.options import iso_time, store
+from hub.interfaces.cli.labels import plural
+from hub.interfaces.cli.options import cli_console, iso_time, store
 
-console = Console()
+console = cli_console()
 app = typer.Typer(help="Art. 27: retention periods and automatic deletion of dossiers.",
                             no_args_is_help=True)
 
@@ -48,7 +54,7 @@ def run(dry_run: Annotated[bool, typer.Option("--dry-run", help="list and count 
                       "dossiers before their retention ends. Use --dry-run (or --allow-future in a test store).")
         raise typer.Exit(2)
     oplog.configure(settings.log_level)
-    out = Console(stderr=True) if as_json else console
+    out = cli_console(stderr=True) if as_json else console
     # a real run's `deleted` events are sealed like the hub's own (signed checkpoints)
     with store(settings, seal=not dry_run) as work:
         try:
@@ -91,20 +97,20 @@ def run(dry_run: Annotated[bool, typer.Option("--dry-run", help="list and count 
 
 def _print_listed(listed, total: int, at: datetime) -> None:
     from hub.lifecycle.retention import RULES
-    table = Table(title=f"{total} dossiers past their retention at {at.isoformat(timespec='seconds')} (dry run)")
+    table = Table(title=f"{plural(total, 'dossier')} past their retention at {at.isoformat(timespec='seconds')} (dry run)")
     table.add_column("dossier", no_wrap=True, min_width=36)
     for col in ("category", "state", "retain until", "rule"):
         table.add_column(col)
     for d in listed:
         table.add_row(d.id, d.category, d.state, d.retain_until.date().isoformat(), RULES[d.rule])
     if total > len(listed):
-        table.caption = f"… and {total - len(listed)} more (--show N, or --json for all)"
+        table.caption = f"… and {total - len(listed):,} more (--show N, or --json for all)"
     console.print(table)
 
 
 def _print_summary(result) -> None:
     verb = "would delete" if result.dry_run else "deleted"
-    console.print(f"retention run: {verb} {result.dossiers:,} dossiers, {result.total_rows:,} rows")
+    console.print(f"retention run: {verb} {plural(result.dossiers, 'dossier')}, {plural(result.total_rows, 'row')}")
     table = Table()
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -113,7 +119,7 @@ def _print_summary(result) -> None:
     table.add_row("[bold]total[/bold]", f"[bold]{result.total_rows:,}[/bold]")
     console.print(table)
     rules = ", ".join(f"{n} {rule}" for rule, n in sorted(result.by_rule.items())) or "none"
-    line = (f"{result.batches} batch{'' if result.batches == 1 else 'es'} in {result.elapsed_s:.2f} s "
+    line = (f"{plural(result.batches, 'batch', 'batches')} in {result.elapsed_s:.2f} s "
             f"({result.rows_per_s:,.0f} rows/s, {result.dossiers_per_s:,.0f} dossiers/s); by rule: {rules}")
     console.print(line)
     if result.dry_run:
@@ -122,5 +128,6 @@ def _print_summary(result) -> None:
         console.print("kept: anonymous statistics (stats_facts), the audit trail (one `deleted` event per dossier), "
                       "rights requests")
         if result.remaining:
-            console.print(f"[yellow]{result.remaining} expired dossiers were being changed during the run and "
+            console.print(f"[yellow]{plural(result.remaining, 'expired dossier was', 'expired dossiers were')} "
+                          "being changed during the run and "
                           "were left for the next one[/yellow]")

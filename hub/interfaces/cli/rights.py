@@ -12,17 +12,24 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hub.domain.errors import HubError
 from hub.domain.parties import PLATFORM
 from hub.infra.settings import Settings
-from hub.interfaces.cli.options import contracts, iso_time, refused, store
+from hub.interfaces.cli.labels import plural
+from hub.interfaces.cli.options import (
+    cli_console,
+    contracts,
+    iso_time,
+    party_id,
+    refused,
+    store,
+)
 
 app = typer.Typer(help="Data-subject requests: access, rectification, erasure, restriction, "
                               "portability, objection (Art. 28–29).", no_args_is_help=True)
-console = Console()
+console = cli_console()
 OPERATOR_PARTY = PLATFORM   # who runs the CLI when no controller is named: the processor's operator
 
 Now = Annotated[Optional[str], typer.Option("--now", help="ISO 8601 time to judge due dates by (default: now)")]
@@ -32,7 +39,8 @@ Person = Annotated[Optional[str], typer.Option("--person", help="the operator (r
 
 
 @app.command("list")
-def list_requests(controller: Annotated[Optional[str], typer.Option(help="dvz, region.flanders, …; default: all")] = None,
+def list_requests(controller: Annotated[Optional[str], typer.Option(help="dvz, region.flanders, …; default: all",
+                                                                    callback=party_id)] = None,
                   overdue: Annotated[bool, typer.Option("--overdue", help="only open requests past their due date")] = False,
                   now: Now = None, person: Person = None,
                   as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False) -> None:
@@ -47,7 +55,7 @@ def list_requests(controller: Annotated[Optional[str], typer.Option(help="dvz, r
                           "requests": [r.as_json(when) for r in found]}, ensure_ascii=False))
         return
     late = sum(r.overdue(when) for r in found)
-    table = Table(title=f"{len(found)} rights requests" + (f" for {controller}" if controller else "")
+    table = Table(title=plural(len(found), "rights request") + (f" for {controller}" if controller else "")
                   + (f", [red]{late} overdue[/red]" if late else ""),
                   caption="due: one calendar month from receipt (GDPR art. 12(3)), next working day if it falls "
                           "on a weekend or holiday")
@@ -67,7 +75,8 @@ def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (
            request: Annotated[Optional[str], typer.Option("--request", help="an access or portability request: "
                                                           "its person and controller")] = None,
            controller: Annotated[Optional[str], typer.Option(help="the controller the export is made for "
-                                                             "(recorded as actor); required without --request")] = None,
+                                                             "(recorded as actor); required without --request",
+                                                             callback=party_id)] = None,
            person: Person = None, now: Now = None) -> None:
     """The person's data across all dossiers found by INSZ or passport number, as JSON (GDPR art. 15, 20)."""
     from hub.lifecycle import rights
@@ -100,6 +109,6 @@ def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(body, f, ensure_ascii=False, indent=2)
     full = sum(d["content"] == "full" for d in body["dossiers"])
-    console.print(f"[green]✓[/green] {out}: {len(body['dossiers'])} dossiers ({full} with content for {controller}), "
-                  f"{len(body['rights_requests'])} rights requests; format {body['format']}")
+    console.print(f"[green]✓[/green] {out}: {plural(len(body['dossiers']), 'dossier')} ({full} with content for "
+                  f"{controller}), {plural(len(body['rights_requests']), 'rights request')}; format {body['format']}")
 

@@ -11,14 +11,21 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hub.domain.errors import HubError
 from hub.domain.parties import PLATFORM
-from hub.interfaces.cli.options import store
+from hub.interfaces.cli.labels import plural
+from hub.interfaces.cli.options import (
+    REGION_HELP,
+    REGIONS,
+    choice,
+    cli_console,
+    region_name,
+    store,
+)
 
-console = Console()
+console = cli_console()
 OPERATOR_PARTY = PLATFORM   # the processor's operator runs the CLI
 MIN_CELL = 5   # = hub.stats.queries.DEFAULT_MIN_CELL (not imported here: the CLI starts without SQLAlchemy)
 
@@ -27,7 +34,8 @@ app = typer.Typer(help="Anonymous statistics for DVZ, the regions and Eurostat (
 Year = Annotated[Optional[int], typer.Option(help="the period's year (submission for applications, decision "
                                                   "for decisions and processing times)")]
 Quarter = Annotated[Optional[int], typer.Option(help="1-4, within --year")]
-Region = Annotated[Optional[str], typer.Option(help="flanders, wallonia, brussels, german_speaking")]
+Region = Annotated[Optional[str], typer.Option(help=REGION_HELP,
+                                               callback=choice("--region", REGIONS, region_name))]
 PermitType = Annotated[Optional[str], typer.Option("--permit-type", help="the application's category, e.g. eu_blue_card")]
 By = Annotated[str, typer.Option(help="comma-separated: permit_type, decision_kind, region, nationality, year, quarter")]
 MinCell = Annotated[int, typer.Option("--min-cell", min=1,
@@ -59,8 +67,10 @@ def _run(what: str, kinds: list[str], operator: str | None, compute):
 
 
 def _detail(detail: Any) -> str:
+    """A refusal's detail in one line; a problem of a named query parameter names its option."""
     if isinstance(detail, list):
-        return "; ".join(f"{p.get('path', '')}: {p.get('message', '')}" for p in detail)
+        return "; ".join(f"--{p['name'].replace('_', '-')}: {p.get('detail', '')}" if "name" in p
+                         else f"{p.get('path', '')}: {p.get('message', '')}" for p in detail)
     return str(detail)
 
 
@@ -133,7 +143,7 @@ def eurostat_file(year: Annotated[int, typer.Option(help="the reference year")],
         print(text, end="")
         return
     out.write_text(text, encoding="utf-8", newline="")
-    overview_table = Table(title=f"Eurostat residence permits {year}: {len(table)} rows → {out}")
+    overview_table = Table(title=f"Eurostat residence permits {year}: {plural(len(table), 'row')} → {out}")
     for col in ("reason", *eurostat.KINDS.values(), "WITHDRAWN"):
         overview_table.add_column(col, justify="left" if col == "reason" else "right")
     per: dict[str, dict[str, int]] = {}
