@@ -147,7 +147,8 @@ def test_bad_search_input_is_a_clear_400_and_nothing_is_consulted(demo_hub):
     hc = demo_hub
     cases = [({"since": "2024-05-02T00:00:00Z", "until": "2024-05-01T00:00:00Z"}, "invalid_time_range"),
              ({"limit": 0}, "invalid_request"), ({"purpose": 12}, "invalid_request"),
-             ({"since": "yesterday"}, "invalid_request")]
+             ({"since": "yesterday"}, "invalid_request"),
+             ({"outcome": "whatever"}, "invalid_request"), ({"event": "nothing"}, "invalid_request")]
     for params, code in cases:
         r = _officer_get(hc, "/v1/audit/events", **params)
         assert r.status_code == 400 and r.json()["error"] == code, (params, r.text)
