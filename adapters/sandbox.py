@@ -3,15 +3,19 @@
 `wib-hub sandbox` runs it in the foreground; the embedded default starts it inside the hub so that
 enrichment works on a fresh machine with no source system reachable. The hub's client key is kept
 in `<data_dir>/sandbox/client-key.pem` (public half registered with every REST simulator), so
-`wib-hub contracts test` can use the same key against the same simulators.
+`wib-hub contracts test` can use the same key against the same simulators. The back-office simulators
+(DVZ, regions) take a static API key instead, `backoffice_api_key` (adapters/backoffice/simulator.py);
+the pollers' `--sandbox` uses it (`python -m adapters.dvz --help`).
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from hub.ports import Adapter, SimulatorConfig, SourceConfig, Toolkit, load_adapters
+from adapters.backoffice.simulator import SIMULATOR_API_KEY
 from adapters.oauth import generate_key
 from adapters.population import Population
 from adapters.simulator import Faults, RunningSimulator, serve_in_thread
@@ -37,6 +41,8 @@ class Sandbox:
     seed: int = 2026
     host: str = "127.0.0.1"
     running: dict[str, RunningSimulator] = field(default_factory=dict)
+    # the API key of the back-office simulators (BACKOFFICE_API_KEY of the pollers); not a field
+    backoffice_api_key: ClassVar[str] = SIMULATOR_API_KEY
 
     def start(self, names: list[str] | None = None, ports: dict[str, int] | None = None) -> dict[str, str]:
         """Start the simulators of `names` (default: all installed adapters); returns name → URL."""

@@ -16,7 +16,7 @@ from hub.ports import BackOfficeEvent, SourceRefused, SourceUnavailable
 from hub.domain.errors import MalformedMessage
 from hub.domain.values import strict_loads
 
-__all__ = ["BackOfficeClient", "HubApi", "HubUnavailable", "HubRefused", "event_from_json"]
+__all__ = ["BackOfficeClient", "BackOfficeRefused", "HubApi", "HubUnavailable", "HubRefused", "event_from_json"]
 
 
 class HubUnavailable(SourceUnavailable):
@@ -29,6 +29,15 @@ class HubRefused(SourceRefused):
     def __init__(self, status: int, code: str, detail: Any = None):
         super().__init__(f"hub refused ({status} {code}): {detail}")
         self.status, self.code, self.detail = status, code, detail
+
+
+class BackOfficeRefused(SourceRefused):
+    """The back office refused the request for good (4xx other than 401/429), or the hub item cannot be
+    said in the contract (`code` "contract_violation")."""
+
+    def __init__(self, message: str, status: int | None, code: str):
+        super().__init__(message)
+        self.status, self.code = status, code
 
 
 def _send(http: httpx.Client, method: str, url: str, who: str, **kw: Any) -> httpx.Response:
@@ -81,7 +90,8 @@ class BackOfficeClient:
             raise SourceUnavailable(f"back office {self.party}: {r.status_code} on {method} {path}")
         if r.status_code >= 400:
             code, detail = _problem(r)
-            raise SourceRefused(f"back office {self.party}: {r.status_code} {code} on {method} {path}: {detail}")
+            raise BackOfficeRefused(f"back office {self.party}: {r.status_code} {code} on {method} {path}: {detail}",
+                                    r.status_code, code)
         return r
 
     def _answer(self, r: httpx.Response, component: str) -> Any:
@@ -112,7 +122,7 @@ class BackOfficeClient:
         try:
             contract.check("HubMessage", item)
         except contract.ContractViolation as err:   # the hub item cannot be said in this contract
-            raise SourceRefused(f"back office {self.party}: {err}") from err
+            raise BackOfficeRefused(f"back office {self.party}: {err}", None, "contract_violation") from err
         r = self._call("POST", "/hub-messages", json=item)
         self._answer(r, "DeliveryResult")
         if r.status_code not in (200, 201):

@@ -16,7 +16,6 @@ and the poller moves on.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import tempfile
@@ -28,12 +27,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from adapters.backoffice.client import BackOfficeClient, HubApi, HubRefused, event_from_json
+from adapters.backoffice.logs import get_logger, where
 from hub.domain.retry import Backoff
 from hub.ports import BackOfficeEvent, SourceRefused, SourceUnavailable, utcnow
 
 __all__ = ["Poller", "PassResult", "StateFile", "hub_message_id", "to_hub_message", "EVENT_NAMESPACE"]
 
-log = logging.getLogger("wib_hub.poller")
+log = get_logger("wib_hub.poller")   # JSON lines once adapters.backoffice.logs.configure() ran
 
 # Namespace of the hub message ids derived from back-office event ids (fixed for the life of the hub).
 EVENT_NAMESPACE = uuid.UUID("6f1b8f55-2d0c-5b55-9a59-3c1f6a3e1d01")
@@ -110,6 +110,19 @@ class PassResult:
     delivered: int = 0       # hub inbox items new to the back office
     redelivered: int = 0     # items the back office already had
     acked: int = 0           # hub deliveries acknowledged
+    backoffice_acked: int = 0  # back-office events newly acknowledged (cursor moved on)
+    refusals: dict[str, int] = field(default_factory=dict)   # refusal code → how many (sums to `rejected`)
+
+    def refuse(self, code: str) -> None:
+        self.rejected += 1
+        self.refusals[code] = self.refusals.get(code, 0) + 1
+
+    def counts(self) -> dict[str, Any]:
+        """The counts as plain JSON values (the `--json` output, the log line of a pass)."""
+        return {"events": self.events, "sent": self.sent, "duplicates": self.duplicates,
+                "rejected": self.rejected, "refusals": dict(sorted(self.refusals.items())),
+                "backoffice_acked": self.backoffice_acked, "delivered": self.delivered,
+                "redelivered": self.redelivered, "acked": self.acked}
 
     @property
     def busy(self) -> bool:
@@ -142,7 +155,7 @@ class Poller:
 
     def pull_once(self, result: PassResult) -> None:
         if self.state.cursor is not None and self.state.acked != self.state.cursor:
-            self._ack_backoffice()                    # a previous run stopped between save and ack
+            result.backoffice_acked += self._ack_backoffice()   # a previous run stopped between save and ack
         for _ in range(self.max_pages):
             page = self.backoffice.events_page(self.state.cursor, self.page_size)
             events, cursor = page["events"], page["cursor"]
@@ -155,35 +168,38 @@ class Poller:
             self.state.cursor = cursor
             self.state.save()
             self.fault("pull.saved")
-            self._ack_backoffice()
+            result.backoffice_acked += self._ack_backoffice()
             if len(events) < self.page_size:
                 return
 
     def _send(self, event: BackOfficeEvent, recipients: list[str] | None, result: PassResult) -> None:
         if event.flow not in self.flows:
-            self._reject("event", event.event_id, f"{self.party} does not send on {event.flow}", flow=event.flow)
-            result.rejected += 1
+            self._reject("event", event.event_id, f"{self.party} does not send on {event.flow}", flow=event.flow,
+                         code="flow_not_sent_by_party")
+            result.refuse("flow_not_sent_by_party")
             return
         message = to_hub_message(self.party, event, recipients)
         try:
             answer = self.hub.send(message)
         except HubRefused as err:
             self._reject("event", event.event_id, f"{err.status} {err.code}", flow=event.flow,
-                         message_id=message["message_id"])
-            result.rejected += 1
+                         message_id=message["message_id"], code=err.code)
+            result.refuse(err.code)
             return
         if answer.get("duplicate"):
             result.duplicates += 1
         else:
             result.sent += 1
-        log.info("event sent", extra={"party": self.party, "event_id": event.event_id,
-                                      "message_id": message["message_id"], "flow": event.flow})
+        log.info("event sent", party=self.party, event_id=event.event_id, message_id=message["message_id"],
+                 flow=event.flow, duplicate=bool(answer.get("duplicate")))
 
-    def _ack_backoffice(self) -> None:
+    def _ack_backoffice(self) -> int:
+        """Acknowledge the saved cursor to the back office; how many events that newly acknowledged."""
         assert self.state.cursor is not None
-        self.backoffice.acknowledge(self.state.cursor)
+        newly = self.backoffice.acknowledge(self.state.cursor)
         self.state.acked = self.state.cursor
         self.state.save()
+        return int(newly)
 
     # ---- push: hub → back office ----
 
@@ -201,10 +217,11 @@ class Poller:
                 try:
                     new = self.backoffice.deliver(_for_backoffice(item))
                 except SourceRefused as err:
+                    code = getattr(err, "code", None) or "refused"
                     self._skipped.add(item["id"])
                     self._reject("delivery", str(item["id"]), str(err), flow=item.get("flow"),
-                                 message_id=item.get("message_id"))
-                    result.rejected += 1
+                                 message_id=item.get("message_id"), code=code)
+                    result.refuse(code)
                     continue
                 result.delivered += new
                 result.redelivered += not new
@@ -219,10 +236,10 @@ class Poller:
 
     # ---- the loop ----
 
-    def run_once(self) -> PassResult:
-        """One pull pass and one push pass; trouble on one side does not keep the other from running
-        (the first error is raised after both)."""
-        result = PassResult()
+    def run_once(self, result: PassResult | None = None) -> PassResult:
+        """One pull pass and one push pass, counted in `result` (a new one by default); trouble on one
+        side does not keep the other from running (the first error is raised after both)."""
+        result = result if result is not None else PassResult()
         failed: Exception | None = None
         try:
             self.pull_once(result)
@@ -247,16 +264,18 @@ class Poller:
             except (SourceUnavailable, SourceRefused) as err:
                 failures += 1
                 delay = self._backoff.delay(failures, self.rng)
-                log.warning("poller pass failed", extra={"party": self.party, "error": type(err).__name__,
-                                                         "retry_in_s": round(delay, 2)})
+                log.warning("poller pass failed", party=self.party, error=type(err).__name__,
+                            retry_in_s=round(delay, 2))
                 stop.wait(delay)
                 continue
-            except Exception:  # noqa: BLE001 - a long-running loop outlives one bad pass
+            except Exception as err:  # noqa: BLE001 - a long-running loop outlives one bad pass
                 failures += 1
-                log.exception("poller pass crashed", extra={"party": self.party})
+                log.error("poller pass crashed", party=self.party, error=type(err).__name__, where=where(err))
                 stop.wait(self._backoff.ceiling(failures))
                 continue
             failures = 0
+            if result.busy or result.rejected:
+                log.info("poller pass", party=self.party, **result.counts())
             if not result.busy:
                 stop.wait(self.interval_s)
 
@@ -264,7 +283,8 @@ class Poller:
         line = {"at": utcnow().isoformat(), "kind": kind, "id": ident, "reason": reason, **ids}
         with open(self.state_dir / f"{self.party}.rejected.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
-        log.error("refused for good", extra={"party": self.party, "kind": kind, "id": ident})
+        log.error("refused for good", party=self.party, kind=kind, id=ident, code=ids.get("code"),
+                  flow=ids.get("flow"), message_id=ids.get("message_id"))
 
     def rejected(self) -> list[dict[str, Any]]:
         path = self.state_dir / f"{self.party}.rejected.jsonl"

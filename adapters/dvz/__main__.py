@@ -1,7 +1,7 @@
-"""`python -m adapters.dvz [--once]`: the DVZ back-office poller (settings: adapters/backoffice/cli.py)."""
+"""`python -m adapters.dvz [--once]`: the DVZ back-office poller (settings: adapters/backoffice/settings.py, listed by --help)."""
 import sys
 
 from adapters.backoffice.cli import main
-from adapters.dvz import FLOWS, PARTY
+from adapters.dvz import ADAPTER, FLOWS, PARTY
 
-sys.exit(main(lambda args: PARTY, FLOWS, prog="python -m adapters.dvz"))
+sys.exit(main(lambda args: PARTY, FLOWS, prog="python -m adapters.dvz", adapter=ADAPTER.name))

@@ -187,6 +187,88 @@ def test_poller_settings_from_environment(tmp_path):
                                                                       tmp_path)
 
 
+POLLERS = [["adapters.dvz"], ["adapters.regions", "--region", "flanders"]]
+
+
+@pytest.mark.parametrize("command", POLLERS, ids=lambda c: c[0])
+def test_poller_help_lists_every_setting_it_reads(command):
+    """Generated from the one declaration: a new field of PollerSettings cannot be missing from --help."""
+    import subprocess
+    import sys
+    from dataclasses import fields
+
+    from adapters.backoffice.settings import PollerSettings, SIMULATOR_API_KEY
+    done = subprocess.run([sys.executable, "-m", command[0], "--help"], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2], env={**__import__("os").environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    listed = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ") and line.split()}
+    for f in fields(PollerSettings):
+        meta = f.metadata
+        assert meta["env"] in listed, meta["env"]
+        assert meta["help"] in listed[meta["env"]], meta["env"]
+        shown = "required" if meta["required"] else str(meta["shown"] or meta["default"])
+        assert shown in done.stdout, (meta["env"], shown)
+    assert SIMULATOR_API_KEY in done.stdout and "--sandbox" in done.stdout
+
+
+def test_poller_settings_read_only_what_is_declared():
+    """Every environment variable the settings read is a declared field (nothing read on the side)."""
+    from dataclasses import fields
+
+    from adapters.backoffice.settings import PollerSettings
+    declared = {f.metadata["env"] for f in fields(PollerSettings)}
+    read: set[str] = set()
+
+    class Recording(dict):
+        def get(self, key, default=None):
+            read.add(key)
+            return {"POLLER_CLIENT_SECRET": "s", "BACKOFFICE_URL": "http://o", "BACKOFFICE_API_KEY": "k"}.get(key, default)
+    PollerSettings.from_env("dvz", Recording())
+    assert read == declared
+
+
+def test_poller_settings_sandbox_defaults(tmp_path):
+    import json
+
+    from adapters.backoffice.settings import PollerSettings, SettingsError, SIMULATOR_API_KEY
+    (tmp_path / "clients.json").write_text(json.dumps({"dvz": {"secret": "from-file"}, "region.flanders": {}}))
+    s = PollerSettings.from_env("dvz", {"HUB_DATA_DIR": str(tmp_path)}, sandbox=True, adapter="dvz.back-office")
+    assert (s.backoffice_api_key, s.client_secret) == (SIMULATOR_API_KEY, "from-file")
+    assert s.backoffice_url == "http://127.0.0.1:8100"               # dvz.back-office: first in name order
+    s = PollerSettings.from_env("dvz", {"HUB_DATA_DIR": str(tmp_path), "POLLER_SANDBOX_PORT": "9000",
+                                        "BACKOFFICE_API_KEY": "mine"}, sandbox=True, adapter="dvz.back-office")
+    assert (s.backoffice_url, s.backoffice_api_key) == ("http://127.0.0.1:9000", "mine")
+    r = PollerSettings.from_env("region.flanders", {"POLLER_CLIENT_SECRET": "x"}, sandbox=True,
+                                adapter="regions.back-office")
+    assert r.backoffice_url == "http://127.0.0.1:8105"
+    with pytest.raises(SettingsError, match="no plain secret"):
+        PollerSettings.from_env("region.flanders", {"HUB_DATA_DIR": str(tmp_path)}, sandbox=True,
+                                adapter="regions.back-office")
+    with pytest.raises(SettingsError, match="BACKOFFICE_API_KEY"):
+        PollerSettings.from_env("dvz", {"POLLER_CLIENT_SECRET": "s", "BACKOFFICE_URL": "http://o"})
+    with pytest.raises(SettingsError, match="POLLER_PAGE_SIZE"):
+        PollerSettings.from_env("dvz", {"POLLER_CLIENT_SECRET": "s", "BACKOFFICE_URL": "http://o",
+                                        "BACKOFFICE_API_KEY": "k", "POLLER_PAGE_SIZE": "many"})
+
+
+def test_pass_table_names_every_count_and_the_refusal_codes():
+    from rich.console import Console
+
+    from adapters.backoffice.cli import pass_table
+    from adapters.backoffice.poller import PassResult
+    result = PassResult(events=3, sent=1, backoffice_acked=3)
+    result.refuse("unknown_dossier")
+    result.refuse("flow_not_sent_by_party")
+    console = Console(width=120, record=True)
+    console.print(pass_table("dvz", result))
+    text = console.export_text()
+    for label in ("events fetched", "submitted to the hub", "refused for good", "acknowledged to the back office",
+                  "forwarded to the back office", "acknowledged in the hub", "refused: unknown_dossier",
+                  "refused: flow_not_sent_by_party"):
+        assert label in text
+    assert result.counts()["refusals"] == {"flow_not_sent_by_party": 1, "unknown_dossier": 1}
+
+
 def test_contract_components_resolve_and_simulator_answers_follow_them():
     doc = contract.document()
     assert doc["openapi"].startswith("3.1")

@@ -280,7 +280,66 @@ def test_module_entry_runs_one_pass_from_environment(local_hub, offices, tmp_pat
         done = subprocess.run([sys.executable, "-m", "adapters.regions", "--region", "flanders", "--once"], env=env,
                               cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        assert "sent=1" in done.stdout
+        table = done.stdout                                         # a rich table, not a Python repr
+        assert "PassResult(" not in table and "poller pass: region.flanders" in table
+        rows = {line.strip("│┃ ").split("│")[0].strip(): line.strip("│┃ ").split("│")[-1].strip()
+                for line in table.splitlines() if "│" in line}
+        assert rows["events fetched from the back office"] == "1"
+        assert rows["submitted to the hub (new messages)"] == "1"
+        assert rows["events acknowledged to the back office"] == "1"
+        assert rows["refused for good (see <party>.rejected.jsonl)"] == "0"
+        lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]   # every log line is JSON
+        assert {"poller starting", "event sent", "poller pass"} <= {line["event"] for line in lines}
+        assert all(line["level"] and line["timestamp"] for line in lines)
+        assert "payload" not in done.stderr
         assert json.loads((tmp_path / "cli" / f"{FLANDERS}.state.json").read_text())["cursor"] == "1"
+
+        dossier = apply(local_hub, 62)                              # --json: the same pass as one object
+        add_events(offices[FLANDERS],
+                   synthetic_event("dvz", "single-permit.residence-decision", dossier),   # not a region flow
+                   synthetic_event(FLANDERS, "single-permit.admissible-to-dvz", dossier))
+        done = subprocess.run([sys.executable, "-m", "adapters.regions", "--region", "flanders", "--once", "--json"],
+                              env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert (out["party"], out["events"], out["sent"], out["rejected"], out["backoffice_acked"]) == (
+            FLANDERS, 2, 1, 1, 2)
+        assert out["refusals"] == {"flow_not_sent_by_party": 1} and out["error"] is None
+        for key in ("delivered", "redelivered", "acked", "duplicates"):
+            assert isinstance(out[key], int)
     finally:
+        hub_server.stop()
+
+
+def test_module_entry_with_sandbox_defaults_and_a_failed_pass(local_hub, tmp_path):
+    """--sandbox takes the simulators' key and the party's secret from the hub's clients file; a back office
+    that is down is a JSON error line, the table still printed, exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    from hub.interfaces.api.app import create_app
+    hub_server = serve_in_thread("hub", create_app(local_hub.hub))
+    office = serve_in_thread("dvz-down", make_back_office("dvz", Faults(down=True)))
+    try:
+        clients = tmp_path / "clients.json"
+        clients.write_text(json.dumps({"dvz": {"secret": local_hub.secrets["dvz"]["secret"]}}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("POLLER_", "BACKOFFICE_"))}
+        env.update({"HUB_URL": hub_server.url, "HUB_CLIENTS_FILE": str(clients), "BACKOFFICE_URL": office.url,
+                    "POLLER_STATE_DIR": str(tmp_path / "sb")})
+        done = subprocess.run([sys.executable, "-m", "adapters.dvz", "--sandbox", "--once", "--json"], env=env,
+                              cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, done.stderr
+        out = json.loads(done.stdout)
+        assert out["error"] == "SourceUnavailable" and out["events"] == 0
+        lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+        assert any(line["event"] == "poller pass failed" and line["level"] == "error" for line in lines)
+        office.injector.faults.update({"down": False})               # the simulator's key was used: 401 otherwise
+        done = subprocess.run([sys.executable, "-m", "adapters.dvz", "--sandbox", "--once", "--json"], env=env,
+                              cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["error"] is None
+    finally:
+        office.stop()
         hub_server.stop()

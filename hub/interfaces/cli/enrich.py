@@ -43,6 +43,11 @@ def sandbox(port: Annotated[int, typer.Option(help="first port; each simulator t
     console.print(table)
     console.print(f"OAuth client id 'wib-hub', key {settings.resolved_sandbox_dir() / 'client-key.pem'}; "
                   "faults: POST <URL>/_sim/faults")
+    key = getattr(box, "backoffice_api_key", None)   # the adapters' Sandbox; not in the hub.ports protocol
+    if key:
+        console.print(f"back offices (dvz.back-office, regions.back-office): API key '{key}' (BACKOFFICE_API_KEY); "
+                      f"pollers: POLLER_SANDBOX_PORT={port} python -m adapters.dvz --sandbox --once, "
+                      "python -m adapters.regions --region flanders --sandbox --once")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
