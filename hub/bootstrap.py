@@ -4,7 +4,7 @@ parts and hands each what it needs. Nothing else builds a part of the hub; hub.r
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,8 +20,9 @@ from hub.domain.designations import Designations
 from hub.domain.flows import Registry
 from hub.infra import oplog
 from hub.infra.auth import Client, StoredReplayCache, TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
-from hub.infra.settings import ConfigurationError, Settings
+from hub.infra.settings import ConfigurationError, Settings, Unreachable, safe_url, settings_errors
 from hub.infra.store import migrate, open_engine
+from hub.infra.store.db import check_reachable
 from hub.infra.store.unit_of_work import UnitOfWork
 from hub.infra.transport import Transport, open_transport
 from hub.messaging.enrichment import Enrichment
@@ -35,7 +36,8 @@ from hub.registry import Contracts
 from hub.registry import load as load_contracts
 from hub.runtime import Runtime
 
-__all__ = ["Hub", "build_hub", "build_sources", "check_token_url", "open_work", "checkpoint_policy"]
+__all__ = ["Hub", "build_hub", "build_sources", "check_settings", "check_token_url", "checkpoint_policy", "hub_queues",
+           "open_broker", "open_work", "probe_broker", "read_clients", "startup_error"]
 
 log = structlog.get_logger("hub")
 
@@ -137,23 +139,131 @@ def build_hub(settings: Settings | None = None, *, contracts: Contracts | None =
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     contracts = contracts or load_contracts(settings.contracts_dir)
     registry = contracts.registry
+    check_settings(settings)
     clients_file = settings.resolved_clients_file()
     if settings.clients_file is None:
         ensure_clients_file(clients_file, registry.parties)
-    clients = load_clients(clients_file)
+    clients = read_clients(clients_file)
     check_token_url(settings, clients, clients_file)   # before anything is opened
-    work = open_work(settings, seal=True, migrate_store=True)
-    transport = open_transport(settings.resolved_broker_url())
-    transport.declare(settings.queue_prefix + ROUTE_QUEUE)
-    for party in registry.parties.values():
-        if party.delivery == "queue":
-            transport.declare(party_queue(party.id, settings.queue_prefix))
+    transport = open_broker(settings, hub_queues(settings, registry))   # before the store: a broker
+    try:                                                                  # that does not answer leaves it untouched
+        work = open_work(settings, seal=True, migrate_store=True)
+    except BaseException:
+        transport.close()
+        raise
     key = settings.token_key or ensure_token_key(settings.token_key_file or settings.data_dir / "token.key")
     roles = {p.id: p.roles for p in registry.parties.values()}
     tokens = TokenIssuer(key, clients, roles, settings.token_ttl_seconds,
                          replays=StoredReplayCache(work.engine))   # a replay to any API process is refused
     wanted = sorted({name for flow in registry.flows.values() for name in flow.enrich})
     return Hub(settings, contracts, work.engine, transport, tokens, work, build_sources(settings, wanted))
+
+
+def check_settings(settings: Settings) -> None:
+    """What the settings' types cannot say, checked at start-up rather than when first used."""
+    from hub.audit.report import OfficeHours
+    from hub.domain.errors import HubError
+    try:
+        OfficeHours.parse(settings.office_hours)
+    except HubError:
+        raise ConfigurationError("environment", "HUB_OFFICE_HOURS",
+                                 f"expected days, hours and a time zone like 'Mon-Fri 08:00-18:00 Europe/Brussels' "
+                                 f"(got {settings.office_hours[:40]!r})") from None
+    if settings.clients_file is not None and not settings.clients_file.is_file():
+        raise ConfigurationError("environment", "HUB_CLIENTS_FILE", f"no such file {settings.clients_file}")
+    if settings.source_key_file is not None and not settings.source_key_file.is_file():
+        raise ConfigurationError("environment", "HUB_SOURCE_KEY_FILE", f"no such file {settings.source_key_file}")
+
+
+def read_clients(path: Path) -> dict[str, Client]:
+    """The clients file; one that is missing or unreadable names HUB_CLIENTS_FILE."""
+    try:
+        return load_clients(path)
+    except FileNotFoundError:
+        raise ConfigurationError("environment", "HUB_CLIENTS_FILE", f"no such file {path}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:
+        reason = err.args[0] if isinstance(err, ValueError) and err.args else type(err).__name__
+        raise ConfigurationError("environment", "HUB_CLIENTS_FILE",
+                                 f"expected a JSON object of parties and credentials in {path} "
+                                 f"({str(reason)[:120]})") from None
+
+
+def hub_queues(settings: Settings, registry: Registry) -> list[str]:
+    """The queues the hub declares: the route queue and every party queue."""
+    return [settings.queue_prefix + ROUTE_QUEUE] + [
+        party_queue(party.id, settings.queue_prefix) for party in registry.parties.values()
+        if party.delivery == "queue"]
+
+
+def open_broker(settings: Settings, queues: Sequence[str] = ()) -> Transport:
+    """The transport of the settings with `queues` declared; a broker that does not answer is a
+    line naming it (`broker amqp://host:5672/%2F unreachable: connection refused`)."""
+    from hub.infra.transport import TransportError
+    url = settings.resolved_broker_url()
+    reason = probe_broker(url)
+    if reason:
+        raise Unreachable("broker", "HUB_BROKER_URL", url, reason)
+    try:
+        transport = open_transport(url)
+    except ValueError as err:
+        raise ConfigurationError("environment", "HUB_BROKER_URL", f"{err} (got {safe_url(url)!r})") from None
+    try:
+        for queue in queues:
+            transport.declare(queue)
+    except (TransportError, OSError) as err:
+        transport.close()
+        reason = str(err).removeprefix("broker unreachable: ")
+        raise Unreachable("broker", "HUB_BROKER_URL", url, reason) from None
+    return transport
+
+
+def probe_broker(url: str, timeout_s: float = 5.0) -> str | None:
+    """One connection attempt to a RabbitMQ URL (no retries, a short timeout): None when it answers,
+    else why not in a few words (`connection refused at h:5672`, `unknown host 'h'`). Other URLs: None."""
+    if url.partition("://")[0].lower() not in ("amqp", "amqps"):
+        return None
+    import pika
+
+    from hub.infra.transport.amqp import connection_reason
+    try:
+        params = pika.URLParameters(url)
+    except Exception as err:  # noqa: BLE001 - pika says what is wrong with the URL in its own ways
+        return f"not a broker URL ({type(err).__name__})"
+    params.socket_timeout = params.stack_timeout = timeout_s
+    params.connection_attempts, params.retry_delay = 1, 0
+    try:
+        pika.BlockingConnection(params).close()
+    except Exception as err:  # noqa: BLE001 - every way of not answering is one line
+        return connection_reason(err, params)
+    return None
+
+
+def startup_error(err: BaseException) -> list[str] | None:
+    """The lines a command prints for an error of its configuration, or None for any other error:
+    a bad variable, a store or broker that does not answer, a store not migrated."""
+    lines = settings_errors(err) if isinstance(err, Exception) else None
+    if lines:
+        return lines
+    if isinstance(err, ConfigurationError):
+        return [err.line]
+    from sqlalchemy.exc import DBAPIError, ProgrammingError
+    if isinstance(err, ProgrammingError):
+        return ["store error: ProgrammingError — is the store migrated? (`wib-hub serve` or `wib-hub worker` migrates it)"]
+    if isinstance(err, DBAPIError):
+        from hub.infra.store.db import unreachable_reason
+        try:
+            url = Settings().resolved_database_url()
+        except Exception:  # noqa: BLE001 - the settings were read once already: this is for the line only
+            url = "the store"
+        return [Unreachable("store", "HUB_DATABASE_URL", url, unreachable_reason(err)).line]
+    from hub.infra.transport import TransportError
+    if isinstance(err, TransportError) and str(err).startswith("broker unreachable"):
+        try:
+            url = Settings().resolved_broker_url()
+        except Exception:  # noqa: BLE001
+            url = "the broker"
+        return [Unreachable("broker", "HUB_BROKER_URL", url, str(err).removeprefix("broker unreachable: ")).line]
+    return None
 
 
 def check_token_url(settings: Settings, clients: Mapping[str, Client], clients_file: Path) -> None:
@@ -186,7 +296,21 @@ def checkpoint_policy(settings: Settings) -> CheckpointPolicy:
 def open_work(settings: Settings, *, seal: bool = False, migrate_store: bool = False) -> UnitOfWork:
     """The store of `settings` behind its unit of work. `seal`: sign checkpoints as events are appended
     (the hub; commands that delete or export); without it, the running hub's sealer seals them later."""
-    engine = open_engine(settings.resolved_database_url())
+    url = settings.resolved_database_url()
+    if url.partition("://")[0].lower().split("+", 1)[0] not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigurationError("environment", "HUB_DATABASE_URL",
+                                 f"expected postgresql://user@host:5432/db or sqlite:///path (got {safe_url(url)!r})")
+    try:
+        engine = open_engine(url)
+    except Exception as err:  # noqa: BLE001 - SQLAlchemy's ArgumentError and the like: the URL is wrong
+        raise ConfigurationError("environment", "HUB_DATABASE_URL",
+                                 f"not a store URL: {type(err).__name__} (got {safe_url(url)!r})") from None
+    if engine.url.get_backend_name() != "sqlite":   # a server: say which one does not answer, before using it
+        try:
+            check_reachable(engine)
+        except Unreachable:
+            engine.dispose()
+            raise
     if migrate_store:
         migrate(engine)
     return UnitOfWork(engine, checkpoint_policy(settings) if seal else None)
@@ -209,7 +333,9 @@ def build_sources(settings: Settings, wanted: list[str]) -> dict[str, Enricher]:
         urls.update({n: box.urls()[n] for n in missing})
         key_file = key_file or settings.resolved_sandbox_dir() / "client-key.pem"
     elif missing:  # a dossier would wait for ever: refuse to start instead
-        raise RuntimeError(f"no URL for enrichment sources {', '.join(missing)} (HUB_SOURCES) and the sandbox is off")
+        raise ConfigurationError("environment", "HUB_SOURCES",
+                                 f"expected a URL for the enrichment sources {', '.join(missing)} "
+                                 "(HUB_SANDBOX is false)")
     key = key_file.read_bytes() if key_file else None
     return {n: Resilient(adapters[n].make_enricher(SourceConfig(
                 url, timeout_s=settings.source_timeout_seconds, client_id=settings.source_client_id,

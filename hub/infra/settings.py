@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from hub.domain.errors import RegistryError
 
@@ -16,6 +19,50 @@ class ConfigurationError(RegistryError):
     """A setting is missing or contradicts a configuration file: start-up stops, naming the file and
     the setting. A RegistryError, so every command that reports a wrong contracts file reports this
     the same way: one line, exit 2."""
+
+    @property
+    def line(self) -> str:
+        """The one line a command prints: `HUB_X: what was expected (got …)` for a variable of the
+        environment, `file: field: message` for a configuration file."""
+        if self.file == "environment":
+            return f"{self.field}: {self.message}"
+        return f"{self.file}: {self.field}: {self.message}"
+
+
+class Unreachable(ConfigurationError):
+    """The store or the broker of the settings does not answer: `broker amqp://host:port/vhost
+    unreachable: connection refused` (the URL without user or password)."""
+
+    def __init__(self, kind: str, variable: str, url: str, reason: str):
+        super().__init__("environment", variable, f"{kind} {safe_url(url)} unreachable: {reason}")
+        self.kind, self.url, self.reason = kind, safe_url(url), reason
+
+    @property
+    def line(self) -> str:
+        return self.message
+
+
+_DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "postgresql": 5432, "postgres": 5432}
+
+
+def safe_url(url: str) -> str:
+    """scheme://host:port/path of a server URL, never its user or password (a file URL as it is)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0].lower()
+    if scheme in ("sqlite", "embedded", "memory", ""):
+        return url.split("?", 1)[0]
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or _DEFAULT_PORTS.get(scheme)
+    host = parts.hostname or "localhost"
+    return f"{scheme}://{host}{f':{port}' if port else ''}{parts.path or '/'}"
+
+
+def clip(value: object, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 class Settings(BaseSettings):
@@ -100,3 +147,78 @@ class Settings(BaseSettings):
 
     def resolved_clients_file(self) -> Path:
         return self.clients_file or self.data_dir / "clients.json"
+
+
+# ── a setting of the environment that is not what it must be: one line per variable ─────────────
+
+_EXPECTED = {
+    "int_parsing": "expected an integer", "int_type": "expected an integer", "int_from_float": "expected an integer",
+    "float_parsing": "expected a number", "float_type": "expected a number",
+    "bool_parsing": "expected true or false", "bool_type": "expected true or false",
+    "date_parsing": "expected a date YYYY-MM-DD", "date_from_datetime_parsing": "expected a date YYYY-MM-DD",
+    "date_type": "expected a date YYYY-MM-DD",
+    "dict_type": "expected a JSON object", "list_type": "expected a list", "string_type": "expected text",
+    "path_type": "expected a path",
+}
+_SECRET = ("key", "secret", "password", "url")   # variables whose value is not echoed whole
+
+
+def _variable(field: str) -> str:
+    return "HUB_" + field.upper()
+
+
+def _got(field: str, value: object) -> str:
+    if any(word in field for word in _SECRET):
+        return "a value that is not valid"
+    return clip(value)
+
+
+def settings_errors(err: Exception) -> list[str] | None:
+    """The lines that say what is wrong with the environment, one per variable: `HUB_PORT: expected
+    an integer (got 'abc')`; None when `err` is not an error of reading the Settings."""
+    if isinstance(err, ValidationError):
+        if err.title != Settings.__name__:
+            return None
+        lines = []
+        for item in err.errors():
+            loc = [str(p) for p in item.get("loc", ())]
+            field = loc[0] if loc else "?"
+            kind, ctx = item.get("type", ""), item.get("ctx") or {}
+            if kind in _EXPECTED:
+                expected = _EXPECTED[kind]
+            elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+                bound = next(iter(ctx.values()), "?")
+                expected = {"greater_than_equal": "at least", "greater_than": "more than",
+                            "less_than_equal": "at most", "less_than": "less than"}[kind]
+                expected = f"expected a number {expected} {bound}"
+            else:
+                expected = str(item.get("msg", "not valid")).removeprefix("Value error, ")
+            if len(loc) > 1:
+                expected += f" (at {'.'.join(loc[1:])})"
+            line = f"{_variable(field)}: {expected}"
+            if "input" in item and kind != "value_error":
+                line += f" (got {_got(field, item['input'])})"
+            if line not in lines:
+                lines.append(line)
+        return lines
+    if isinstance(err, SettingsError):
+        m = re.search(r'field "([a-z_]+)"', str(err))
+        if not m:
+            return [f"environment: {str(err)[:200]}"]
+        field = m[1]
+        raw = next((v for k, v in os.environ.items() if k.upper() == _variable(field)), "")
+        hint = ', e.g. {"onss.dimona": "https://…"}' if field == "sources" else ""
+        return [f"{_variable(field)}: expected JSON{hint} (got {_got(field, raw)})"]
+    return None
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings() for a command: a bad variable is a ConfigurationError naming it (the first one)."""
+    try:
+        return Settings(**values)
+    except (ValidationError, SettingsError) as err:
+        lines = settings_errors(err)
+        if not lines:
+            raise
+        field, _, message = lines[0].partition(": ")
+        raise ConfigurationError("environment", field, message) from None

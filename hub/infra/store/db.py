@@ -70,6 +70,38 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(_config(conn), revision)
 
 
+def head_revision() -> str | None:
+    """The newest revision of the migrations shipped with this code."""
+    from alembic.script import ScriptDirectory
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def unreachable_reason(err: BaseException) -> str:
+    """Why the store did not answer, in a few words: the driver's own first line (no password: the
+    drivers do not print it)."""
+    orig = getattr(err, "orig", None) or err
+    text = " ".join(str(orig).split("\n")[0].split())
+    if "failed: " in text:   # psycopg: connection to server at "h" (ip), port 5432 failed: Connection refused
+        text = text.rsplit("failed: ", 1)[1]
+    return text[:200] or type(orig).__name__
+
+
+def check_reachable(engine: Engine) -> None:
+    """One round trip to the store; an unreachable store is a line naming host, port and database."""
+    from sqlalchemy import text as sql
+    from sqlalchemy.exc import DBAPIError
+
+    from hub.infra.settings import Unreachable
+    try:
+        with engine.connect() as conn:
+            conn.execute(sql("SELECT 1"))
+    except DBAPIError as err:
+        url = engine.url.render_as_string(hide_password=True)
+        raise Unreachable("store", "HUB_DATABASE_URL", url, unreachable_reason(err)) from None
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()

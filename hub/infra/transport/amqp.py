@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import socket
 import threading
 import time
 import weakref
@@ -59,6 +60,33 @@ def _delivery(queue: str, method: Any, props: pika.BasicProperties, body: bytes)
     headers = props.headers or {}
     return Delivery(queue, props.message_id or "", body, _user_headers(headers),
                     int(headers.get("x-attempt", 1)), bool(method.redelivered))
+
+
+def connection_reason(error: BaseException, params: pika.ConnectionParameters | None = None) -> str:
+    """Why a connection to the broker failed, in a few words and without the password."""
+    host = f"{params.host}:{params.port}" if params is not None else "the broker"
+    user = getattr(getattr(params, "credentials", None), "username", None)
+    if isinstance(error, px.ProbableAuthenticationError):
+        return f"authentication refused for user {user!r} (wrong user or password)" if user else "authentication refused"
+    if isinstance(error, px.ProbableAccessDeniedError):
+        vhost = getattr(params, "virtual_host", "?")
+        return f"access to virtual host {vhost!r} refused (it does not exist, or the user may not use it)"
+    inner: BaseException | None = error
+    for _ in range(4):   # pika wraps the socket's error in one or two of its own
+        if isinstance(inner, OSError):
+            break
+        nested = [a for a in getattr(inner, "args", ()) if isinstance(a, BaseException)]
+        nested += [getattr(a, "exception", None) for a in getattr(inner, "args", ()) if hasattr(a, "exception")]
+        inner = next((n for n in nested if n is not None), None)
+    if isinstance(inner, socket.gaierror):
+        return f"unknown host {getattr(params, 'host', '?')!r}"
+    if isinstance(inner, ConnectionRefusedError) or "Connection refused" in f"{error} {error!r}":
+        return f"connection refused at {host}"
+    if isinstance(inner, (TimeoutError, socket.timeout)) or "timed out" in f"{error} {error!r}".lower():
+        return f"no answer from {host} (timed out)"
+    if isinstance(inner, OSError):
+        return f"{inner.strerror or type(inner).__name__} ({host})"
+    return type(error).__name__
 
 
 def retry_queue(queue: str, delay_ms: int) -> str:
@@ -142,7 +170,7 @@ class AmqpTransport(ConsumesSingly):
             self._drop_publisher()
             if attempt == 1:
                 log.warning("transport.publisher_reconnect", error=type(error).__name__)
-        raise TransportError(f"broker unreachable: {type(error).__name__}") from error
+        raise TransportError(f"broker unreachable: {connection_reason(error, self._params)}") from error
 
     def _with_channel(self, op: Callable[[BlockingChannel], T]) -> T:
         """Runs op on a short-lived channel of this thread's connection: a broker refusal
