@@ -375,3 +375,99 @@ class TokenIssuer:
         if party not in self._clients:
             raise NotAuthenticated("token names no known party", code="invalid_token")
         return Caller(party, tuple(claims.get("scope", "").split()), (claims.get("act") or {}).get("sub"))
+
+
+# -- the clients file as the operator writes it (`wib-hub clients`) --------------------------------
+
+def client_entry(party: str, entry: dict[str, Any]) -> Client:
+    """One entry of the clients file checked as load_clients checks it (keys: RSA ≥ 2048, P-256 or
+    Ed25519, never a private key; at least one credential); a fault is a ValueError naming it."""
+    digest = entry.get("secret_sha256") or (_sha256(entry["secret"]) if entry.get("secret") else None)
+    subject = (entry.get("certificate_subject") or "").strip() or None
+    client = Client(party, digest, _public_keys(party, entry), subject)
+    if not (client.secret_sha256 or client.public_keys or client.certificate_subject):
+        raise ValueError(f"clients file: {party}: no secret, public key or certificate subject")
+    return client
+
+
+def public_key_from_pem(pem: str, where: str) -> PublicKey:
+    """A party's public key (PEM) checked as load_clients checks it; a private key is refused."""
+    if "PRIVATE KEY" in pem:
+        raise ValueError(f"{where}: holds a private key; register the public key only")
+    try:
+        key = load_pem_public_key(pem.encode())
+    except ValueError:
+        raise ValueError(f"{where}: not a PEM public key") from None
+    return PublicKey(key, _alg_for(key, where))
+
+
+def key_fingerprint(key: Any) -> str:
+    """A short fingerprint of a public key: the first 16 hex digits of SHA-256 of its DER encoding."""
+    from cryptography.hazmat.primitives import serialization
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()[:16]
+
+
+def new_client_secret() -> tuple[str, str]:
+    """A random client secret and its SHA-256 (the clients file keeps only the hash)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, _sha256(secret)
+
+
+def read_clients_file(path: Path) -> dict[str, Any]:
+    """The clients file as JSON (none yet: empty)."""
+    if not path.exists():
+        return {}
+    raw = json.loads(path.read_text())
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: the clients file is a JSON object of parties")
+    return raw
+
+
+def write_clients_file(path: Path, entries: dict[str, Any]) -> None:
+    """Write the clients file atomically (a temporary file in the same directory, renamed over it),
+    readable by its owner only (0600). Every entry is checked as load_clients checks it first."""
+    import tempfile
+    for party, entry in entries.items():
+        client_entry(party, entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(entries, indent=2) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_token_key(path: Path, *, force: bool = False) -> None:
+    """A new access-token signing key (as ensure_token_key makes it), written atomically, mode 0600;
+    an existing file is kept unless `force` (FileExistsError)."""
+    write_private_file(path, (secrets.token_urlsafe(48) + "\n").encode(), force=force)
+
+
+def write_private_file(path: Path, data: bytes, *, force: bool = False) -> None:
+    """`data` into `path` atomically, mode 0600; an existing file is kept unless `force` (FileExistsError)."""
+    import tempfile
+    if path.exists() and not force:
+        raise FileExistsError(str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        if force:
+            os.replace(tmp, path)
+        else:   # never over a file that appeared meanwhile
+            os.link(tmp, path)
+            Path(tmp).unlink()
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -13,11 +13,13 @@ from hub.domain.errors import RegistryError
 from hub.infra.settings import ConfigurationError, Settings
 from hub.interfaces.cli import (
     audit,
+    clients,
     clocks,
     contracts,
     designations,
     enrich,
     flows,
+    keys,
     retention,
     rights,
     stats,
@@ -31,7 +33,8 @@ DISTRIBUTION = "wib-hub"   # the installed package whose version `--version` pri
 
 # group name → the module that has its commands (None: top-level commands)
 GROUPS = {"flows": flows, "audit": audit, "contracts": contracts, "designations": designations,
-          "clocks": clocks, "retention": retention, "rights": rights, "stats": stats, None: enrich}
+          "clocks": clocks, "retention": retention, "rights": rights, "stats": stats,
+          "clients": clients, "keys": keys, None: enrich}
 for _name, _module in GROUPS.items():
     app.add_typer(_module.app, name=_name)
 
@@ -63,8 +66,7 @@ def _build(settings: Settings | None = None):
     try:
         return build_hub(settings)
     except ConfigurationError as err:
-        console.print(f"[red]configuration refused[/red] {err.file}: [bold]{err.field}[/bold]: {err.message}",
-                      soft_wrap=True)
+        console.print(err.line, markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from err
     except RegistryError as err:
         console.print(f"[red]flow registry refused[/red] {err.file}: field [bold]{err.field}[/bold]: {err.message}")
@@ -134,24 +136,28 @@ def demo(url: Annotated[Optional[str], typer.Option(help="a running hub; default
     raise typer.Exit(run_demo(console, url))
 
 
+@app.command()
+def doctor() -> None:
+    """Check the configuration in effect (settings, store, migrations, broker, queues, keys, clients,
+    sources, data directory): one row per check; exit 0 when all pass, 1 otherwise."""
+    from hub.interfaces.cli.doctor import run_doctor
+    raise typer.Exit(run_doctor(console))
+
+
 def main() -> None:
     """The `wib-hub` command: a store that cannot be reached or is not migrated yet, or a setting
-    that is not valid, is a message and exit 2, not a traceback (with SQL in it)."""
-    from pydantic import ValidationError
-    from sqlalchemy.exc import OperationalError, ProgrammingError
+    that is not valid, is a message and exit 2, not a traceback (with SQL in it): one line per
+    variable (`HUB_PORT: expected an integer (got 'abc')`) or server (`broker amqp://h:5672/%2F
+    unreachable: connection refused at h:5672`), never a password."""
     try:
         app()
-    except ValidationError as err:   # a setting of the environment that is not what it must be
-        if err.title != "Settings":
+    except Exception as err:
+        from hub.bootstrap import startup_error
+        lines = startup_error(err)
+        if not lines:
             raise
-        first = err.errors()[0]
-        name = "HUB_" + "_".join(str(p) for p in first.get("loc", ())).upper()
-        message = str(first.get("msg", "not valid")).removeprefix("Value error, ")
-        console.print(f"[red]configuration refused[/red] {name}: {message}", soft_wrap=True)
-        raise SystemExit(2) from None
-    except (OperationalError, ProgrammingError) as err:
-        console.print(f"[red]store error[/red]: {type(err).__name__} — is the store reachable, and migrated? "
-                      "(`wib-hub serve` or `wib-hub worker` migrates it)")
+        for line in lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
 
