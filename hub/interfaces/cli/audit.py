@@ -33,6 +33,7 @@ from hub.interfaces.cli.options import (
     iso_time,
     party_id,
     refused,
+    resolve_id,
     store,
 )
 
@@ -101,7 +102,8 @@ def audit_tail(n: Annotated[int, typer.Option("-n", help="how many events")] = 2
 
 @app.command("search")
 def audit_search(
-        dossier: Annotated[Optional[str], typer.Option(help="dossier id")] = None,
+        dossier: Annotated[Optional[str], typer.Option(help="dossier id, or a unique prefix of it (≥ 4 characters, "
+                                                       "as a table shows it)")] = None,
         party: Annotated[Optional[str], typer.Option(help="party as actor or recipient", callback=party_id)] = None,
         acting_person: Annotated[Optional[str], typer.Option(help="the person who acted")] = None,
         flow: Annotated[Optional[str], typer.Option(help="flow id")] = None,
@@ -116,7 +118,10 @@ def audit_search(
         as_json: AsJson = False, officer: Officer = None) -> None:
     """Search the audit trail by dossier, party, acting person, flow, purpose, outcome, time range."""
     from hub.audit.query import AuditFilter, jsonable, record_consultation, search
+    from hub.infra.store.schema import audit_events
     with store() as work:
+        if dossier is not None:
+            dossier = resolve_id(work.reads, audit_events.c.dossier_id, dossier, "dossier")
         try:
             criteria = AuditFilter(dossier=dossier, party=party, acting_person=acting_person, flow=flow,
                                    purpose=purpose, outcome=outcome, event=event,
@@ -222,18 +227,23 @@ def verify(bundle: Annotated[Optional[Path], typer.Option("--bundle", help="chec
 
 @app.command("export")
 def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write (JSON lines)")],
-           dossier: Annotated[Optional[str], typer.Option("--dossier", help="a dossier's events")] = None,
+           dossier: Annotated[Optional[str], typer.Option("--dossier", help="a dossier's events: its id, or a unique "
+                                                          "prefix of it (≥ 4 characters)")] = None,
            since: Annotated[Optional[str], typer.Option("--since", help="ISO 8601, inclusive")] = None,
            until: Annotated[Optional[str], typer.Option("--until", help="ISO 8601, exclusive")] = None) -> None:
     """Export a dossier's or a time range's events as a bundle that `audit verify --bundle` checks offline."""
     from hub.audit import bundle, checkpoints
+    from hub.infra.store.schema import audit_events
     if (dossier is None) == (since is None and until is None) or (dossier is None and (since is None or until is None)):
         raise typer.BadParameter("give either --dossier ID or both --since and --until")
     settings = Settings()
     signer = checkpoints.ensure_key(settings.resolved_audit_key_file())
-    with store(settings) as work, console.status("exporting audit events"):
-        summary = bundle.export(work.engine, signer, out, recorder=work, dossier_id=dossier,
-                                since=iso_time(since, "--since"), until=iso_time(until, "--until"))
+    with store(settings) as work:
+        if dossier is not None:
+            dossier = resolve_id(work.reads, audit_events.c.dossier_id, dossier, "dossier")
+        with console.status("exporting audit events"):
+            summary = bundle.export(work.engine, signer, out, recorder=work, dossier_id=dossier,
+                                    since=iso_time(since, "--since"), until=iso_time(until, "--until"))
     table = Table(title=f"audit bundle {out.name}")
     for col in ("events", "hash-only", "checkpoints", "unsealed", "bytes", "key id"):
         table.add_column(col, justify="right")

@@ -1,6 +1,6 @@
 """What the `wib-hub` commands share: the store they work on, contracts/ loaded and checked, reading
-a time option or an option with a closed list of values, the console they print on, and answering
-a refusal in one line with exit 2."""
+a time option or an option with a closed list of values, an id option given whole or by a prefix, the
+console they print on, and answering a refusal in one line with exit 2."""
 from __future__ import annotations
 
 import os
@@ -21,6 +21,9 @@ from hub.domain.formats import FIRST_YEAR, LAST_YEAR, bounded_utc
 from hub.infra.settings import Settings
 
 if TYPE_CHECKING:   # the commands start without importing SQLAlchemy until they need the store
+    from sqlalchemy import Column
+    from sqlalchemy.engine import Engine
+
     from hub.domain.flows import Registry
     from hub.infra.store.unit_of_work import UnitOfWork
     from hub.registry import Contracts
@@ -110,6 +113,41 @@ def refused(err: HubError) -> typer.Exit:
     """A refusal the hub names (its code and detail), exit 2."""
     console.print(f"[red]{err.code}[/red]: {err.detail}")
     return typer.Exit(2)
+
+
+# An id option (a dossier id, a rights request id) may be given by the prefix a table shows on a terminal
+# (hub/interfaces/cli/audit.py cuts ids to 8 characters): at least this many characters, and unique.
+ID_PREFIX_MIN = 4
+ID_MATCHES_SHOWN = 5
+
+
+def resolve_id(reads: Engine, column: Column, value: str, what: str, noun: str | None = None) -> str:
+    """The whole id in `column` that `value` names: the id itself, or the one id it is a prefix of
+    (at least ID_PREFIX_MIN characters). None found: `unknown_<what>: no <noun> <value>`; several: one
+    line listing up to ID_MATCHES_SHOWN of them; either exit 2. `noun` defaults to `what`."""
+    from rich.markup import escape
+    from sqlalchemy import select
+    value = value.strip()
+    with reads.connect() as conn:
+        if conn.execute(select(column).where(column == value).limit(1)).first() is not None:
+            return value
+        found: list[str] = []
+        if len(value) >= ID_PREFIX_MIN:
+            pattern = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            found = list(conn.execute(select(column).where(column.like(pattern, escape="\\")).distinct()
+                                      .order_by(column).limit(ID_MATCHES_SHOWN + 1)).scalars())
+    shown = escape(value[:40])
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        hint = f" (a prefix needs at least {ID_PREFIX_MIN} characters)" if len(value) < ID_PREFIX_MIN else ""
+        console.print(f"[red]unknown_{what}[/red]: no {noun or what} {shown}{hint}", soft_wrap=True, highlight=False)
+    else:
+        more = ", …" if len(found) > ID_MATCHES_SHOWN else ""
+        console.print(f"[red]ambiguous_{what}[/red]: {shown} is the start of "
+                      f"{'more than ' if more else ''}{min(len(found), ID_MATCHES_SHOWN)} {noun or what} ids: "
+                      f"{', '.join(escape(f) for f in found[:ID_MATCHES_SHOWN])}{more}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
 
 
 # What the audit trail records, the values `audit search` filters on (hub.audit.query)

@@ -24,6 +24,7 @@ from hub.interfaces.cli.options import (
     iso_time,
     party_id,
     refused,
+    resolve_id,
     store,
 )
 
@@ -72,7 +73,8 @@ def list_requests(controller: Annotated[Optional[str], typer.Option(help="dvz, r
 def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (mode 0600: personal data)")],
            insz: Annotated[Optional[str], typer.Option("--insz", help="the person's INSZ/NISS")] = None,
            passport: Annotated[Optional[str], typer.Option("--passport", help="the person's passport number")] = None,
-           request: Annotated[Optional[str], typer.Option("--request", help="an access or portability request: "
+           request: Annotated[Optional[str], typer.Option("--request", help="an access or portability request "
+                                                          "(its id, or a unique prefix of it, ≥ 4 characters): "
                                                           "its person and controller")] = None,
            controller: Annotated[Optional[str], typer.Option(help="the controller the export is made for "
                                                              "(recorded as actor); required without --request",
@@ -92,6 +94,8 @@ def export(out: Annotated[Path, typer.Option("--out", help="JSON file to write (
         registry, designations = loaded.registry, loaded.designations
         with store(settings) as work:
             if request is not None:
+                from hub.infra.store.schema import rights_requests
+                request = resolve_id(work.reads, rights_requests.c.id, request, "request", "rights request")
                 req = rights.get_request(work.reads, request)
                 controller = controller or req.controller
                 body = rights.export_for_request(work, registry, request, controller, when, acting_person=person,
