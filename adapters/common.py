@@ -10,6 +10,7 @@ import httpx
 import requests
 
 from hub.ports import Check, SourceConfig
+from hub.ports.probe import PROBE_TIMEOUT_S, unreachable as probe_unreachable
 
 
 @functools.lru_cache(maxsize=None)
@@ -66,3 +67,19 @@ def run_check(checks: list[Check], name: str, fn: Callable[[], str | None]) -> N
         checks.append(Check(name, False, str(err)))
     except Exception as err:  # noqa: BLE001 - a conformance run reports, it does not crash
         checks.append(Check(name, False, f"{type(err).__name__}: {err}"))
+
+
+REACHABLE_CHECK = "endpoint reachable"
+
+
+def unreachable(config: SourceConfig) -> str | None:
+    """Before a conformance run: whether the endpoint takes a connection (hub.ports.probe), within
+    the config's timeout (at most PROBE_TIMEOUT_S); None when it does, else the reason."""
+    return probe_unreachable(config.url, min(config.timeout_s, PROBE_TIMEOUT_S))
+
+
+def reachability(config: SourceConfig) -> list[Check]:
+    """[] when the endpoint answers a TCP connect; else the one failed check a dead URL gets, so a
+    conformance run stops there instead of failing every check on the same cause."""
+    reason = unreachable(config)
+    return [] if reason is None else [Check(REACHABLE_CHECK, False, reason)]

@@ -15,6 +15,7 @@ import httpx
 from adapters.backoffice import contract
 from adapters.backoffice.simulator import SIMULATOR_API_KEY
 from hub.ports import Check, SourceConfig
+from adapters.common import reachability
 
 __all__ = ["run_conformance", "sample_hub_message"]
 
@@ -30,6 +31,8 @@ def sample_hub_message(flow: str, sender: str) -> dict[str, Any]:
 
 def run_conformance(config: SourceConfig, *, party_flows: frozenset[str], delivered_flow: str, sender: str,
                     api_key: str | None = None) -> list[Check]:
+    if dead := reachability(config):   # a dead URL: one failed check, not every check on the same cause
+        return dead
     key = api_key if api_key is not None else os.environ.get("BACKOFFICE_API_KEY", SIMULATOR_API_KEY)
     auth = {"Authorization": f"Bearer {key}"}
     checks: list[Check] = []

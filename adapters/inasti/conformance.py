@@ -17,6 +17,7 @@ from lxml import etree
 from zeep.transports import Transport
 
 from hub.ports import Check, SourceConfig, Subject
+from adapters.common import reachability
 from adapters.population import Population
 from adapters.soap import SOAP_ENV, parse_xml
 
@@ -85,6 +86,8 @@ def _client_fault(status: int, element: etree._Element) -> None:
 
 
 def conformance(config: SourceConfig) -> list[Check]:
+    if dead := reachability(config):   # a dead URL: one failed check, not every check on the same cause
+        return dead
     url = endpoint(config.url)
     session = requests.Session()
     population = Population()

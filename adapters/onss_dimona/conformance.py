@@ -13,7 +13,7 @@ import requests
 from lxml import etree
 
 from hub.ports import Check, SourceConfig, SourceRefused
-from adapters.common import with_and_without
+from adapters.common import reachability, with_and_without
 from adapters.oauth import ASSERTION_TYPE, client_assertion
 from adapters.population import Population
 from adapters.soap import SOAP_ENV, parse_xml
@@ -31,6 +31,8 @@ def _people(population: Population) -> tuple[str, str, str]:
 
 
 def conformance(config: SourceConfig) -> list[Check]:
+    if dead := reachability(config):   # a dead URL: one failed check, not every check on the same cause
+        return dead
     population = Population(2026)
     employed, unemployed, employer = _people(population)
     expected = {e.period_id for e in population.person(employed).employments}

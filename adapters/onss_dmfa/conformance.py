@@ -12,7 +12,7 @@ import httpx
 from lxml import etree
 
 from hub.ports import Check, SourceConfig, Subject
-from adapters.common import run_check, with_and_without
+from adapters.common import reachability, run_check, with_and_without
 from adapters.onss_dmfa import contract, mapping
 from adapters.onss_dmfa.client import DmfAClient, endpoint, request_payload
 from adapters.onss_dmfa.enricher import DmfAEnricher
@@ -44,6 +44,8 @@ def _raw(insz: str, legal: str | None = LEGAL, payload: etree._Element | None = 
 
 
 def conformance(config: SourceConfig) -> list[Check]:
+    if dead := reachability(config):   # a dead URL: one failed check, not every check on the same cause
+        return dead
     pop = Population()
     worker, nobody = _people(pop)
     url = endpoint(config.url)

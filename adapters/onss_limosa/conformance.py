@@ -10,7 +10,7 @@ from typing import Callable
 import httpx
 
 from hub.ports import Check, SourceConfig, Subject
-from adapters.common import run_check, with_and_without
+from adapters.common import reachability, run_check, with_and_without
 from adapters.oauth import ASSERTION_TYPE, client_assertion, generate_key
 from adapters.onss_limosa import contract
 from adapters.onss_limosa.client import LimosaClient
@@ -23,6 +23,8 @@ def _people(pop: Population) -> tuple[str, str]:
 
 
 def conformance(config: SourceConfig) -> list[Check]:
+    if dead := reachability(config):   # a dead URL: one failed check, not every check on the same cause
+        return dead
     pop = Population()
     posted, plain = _people(pop)
     base = config.url.rstrip("/")

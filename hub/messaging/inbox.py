@@ -27,7 +27,16 @@ from hub.domain.flows import Registry
 from hub.infra.store.schema import deliveries, dossiers
 from hub.infra.store.unit_of_work import Batch, UnitOfWork
 
-__all__ = ["inbox_item", "inbox_item_bytes", "read_inbox", "read_dossier", "acknowledge"]
+__all__ = ["inbox_item", "inbox_item_bytes", "read_inbox", "read_dossier", "acknowledge", "PROCEDURAL_FIELDS"]
+
+# What GET /v1/dossiers/{id} shows of the dossier's procedure beside its state: each part's outcome and
+# decision kind, the date of each move the state machine records (hub.domain.dossier), and the date
+# until which it is kept (Art. 27). Procedural facts, no personal data.
+PROCEDURAL_FIELDS = (
+    "residence_outcome", "residence_decision_kind", "work_outcome", "work_decision_kind",
+    "complete_at", "incomplete_since", "decided_at", "notified_at", "appeal_lodged_at", "appeal_ended_at",
+    "closed_at", "retain_until",
+)
 
 
 def inbox_item(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,7 +77,8 @@ def read_dossier(work: UnitOfWork, registry: Registry, designations: Designation
     with work.reads.connect() as conn:
         d = conn.execute(select(dossiers.c.id, dossiers.c.application_kind, dossiers.c.category,
                                 dossiers.c.competent_region, dossiers.c.state, dossiers.c.created_at,
-                                dossiers.c.updated_at).where(dossiers.c.id == dossier_id)).mappings().first()
+                                dossiers.c.updated_at, *(dossiers.c[c] for c in PROCEDURAL_FIELDS))
+                         .where(dossiers.c.id == dossier_id)).mappings().first()
         received = conn.execute(select(deliveries).where(deliveries.c.dossier_id == dossier_id)
                                 .where(deliveries.c.recipient == party)
                                 .order_by(deliveries.c.id)).mappings().all()
@@ -85,7 +95,9 @@ def read_dossier(work: UnitOfWork, registry: Registry, designations: Designation
     return {
         "id": d["id"], "application_kind": d["application_kind"], "category": d["category"],
         "competent_region": d["competent_region"], "state": d["state"],
-        "created_at": d["created_at"].isoformat(), "updated_at": d["updated_at"].isoformat(),
+        "created_at": iso_utc(d["created_at"]), "updated_at": iso_utc(d["updated_at"]),
+        # the procedural facts of the dossier (its moves, each part's outcome): always present, null when not set
+        **{c: iso_utc(d[c]) for c in PROCEDURAL_FIELDS},
         "data_categories": categories, "withheld_categories": not_shown,
         "messages": [_item(row, w) for row, w in zip(shown, withheld)],
     }

@@ -93,6 +93,18 @@ class DossierView(BaseModel):
     state: str
     created_at: str
     updated_at: str
+    residence_outcome: str | None = Field(description="granted, refused, … ; null: not decided")
+    residence_decision_kind: str | None = Field(description="e.g. residence_authorisation (Art. 18)")
+    work_outcome: str | None = Field(description="granted, refused, … ; null: not decided")
+    work_decision_kind: str | None = Field(description="e.g. work_authorisation (Art. 18)")
+    complete_at: str | None = Field(description="admissible: the decision clock starts (ISO 8601)")
+    incomplete_since: str | None = Field(description="additional documents requested, not yet in")
+    decided_at: str | None = Field(description="both parts known, or a refusal")
+    notified_at: str | None = Field(description="the decision notified")
+    appeal_lodged_at: str | None
+    appeal_ended_at: str | None
+    closed_at: str | None
+    retain_until: str | None = Field(description="kept until (Art. 27); null: kept while pending or on hold")
     data_categories: list[str]
     withheld_categories: list[str]
     messages: list[Delivery]

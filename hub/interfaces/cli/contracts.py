@@ -20,6 +20,7 @@ from hub.registry.catalogue import Catalogue, ContractFileMissing, UnknownContra
 from hub.domain.errors import RegistryError
 from hub.infra.settings import Settings
 from hub.interfaces.cli.options import cli_console
+from hub.ports.probe import unreachable
 
 app = typer.Typer(help="The contract catalogue: list, show, validate, and conformance runs.", no_args_is_help=True)
 console = cli_console()   # not cut to 80 columns when the output is not a terminal
@@ -64,7 +65,7 @@ def show(name: Annotated[str, typer.Argument(help="contract name (see `contracts
         raise typer.Exit(2) from err
     meta = Table(show_header=False, title=entry.name)
     for key, value in entry.to_json().items():
-        meta.add_row(key, str(value))
+        meta.add_row(key, "—" if value is None or value == "" else str(value))
     console.print(meta)
     if not entry.exists:
         console.print(f"[red]contracts/{entry.file} does not exist[/red]")
@@ -135,6 +136,8 @@ def _load_adapter(name: str) -> Any:
     return None
 
 
+
+
 def _default_key_file() -> Path | None:
     candidate = Settings().resolved_sandbox_dir() / "client-key.pem"
     return candidate if candidate.is_file() else None
@@ -148,7 +151,8 @@ def conformance_test(
         key_file: Annotated[Optional[Path], typer.Option(help="private_key_jwt signing key (PEM); default: the "
                                                               "sandbox key when it exists")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False) -> None:
-    """Run an adapter's conformance suite against URL; exit 1 if any check fails, 2 if the adapter is unknown."""
+    """Run an adapter's conformance suite against URL; exit 1 if any check fails, 2 if the adapter is unknown
+    or URL does not take a connection (one line: `unreachable: URL: reason`)."""
     known = sorted(ep.name for ep in entry_points(group=ADAPTER_GROUP))
     try:
         adapter = _load_adapter(adapter_name)
@@ -172,6 +176,11 @@ def conformance_test(
         except Exception as err:  # noqa: BLE001 - a suite that crashes is a failed run, with its reason
             checks = [base.Check("conformance suite", False, f"{type(err).__name__}: {err}")]
     failed = [c for c in checks if not c.passed]
+    # nothing passed: if the endpoint does not take a connection, that is the one cause — say it once
+    # (the adapters' suites stop at their own reachability check: one failed check, not twelve)
+    if len(failed) == len(checks) and (reason := unreachable(url)) is not None:
+        typer.echo(f"unreachable: {url}: {reason}", err=True)
+        raise typer.Exit(2)
     if as_json:
         print(json.dumps({"adapter": adapter.name, "url": url, "passed": not failed,
                           "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks]},

@@ -7,19 +7,18 @@ check fails, 1 otherwise.
 from __future__ import annotations
 
 import json
-import socket
 import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
 
 from hub.infra.settings import ConfigurationError, Settings, safe_url, settings_errors
 from hub.interfaces.cli.labels import plural
+from hub.ports.probe import unreachable
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARK = {OK: "[green]✓[/green]", WARN: "[yellow]![/yellow]", FAIL: "[red]✗[/red]"}
@@ -90,17 +89,8 @@ def known_revision(revision: str) -> bool:
 
 
 def _tcp(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    host = parts.hostname
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    if not host or not port:
-        return FAIL, f"not a URL with a host: {url[:80]!r}"
-    try:
-        with socket.create_connection((host, port), timeout=TIMEOUT_S):
-            return OK, f"{parts.scheme}://{host}:{port} answers"
-    except OSError as err:
-        reason = "unknown host" if isinstance(err, socket.gaierror) else (err.strerror or type(err).__name__)
-        return FAIL, f"{parts.scheme}://{host}:{port} unreachable: {reason}"
+    reason = unreachable(url, TIMEOUT_S)
+    return (OK, f"{safe_url(url)} answers") if reason is None else (FAIL, f"{safe_url(url)} unreachable: {reason}")
 
 
 def run_doctor(console: Console) -> int:

@@ -1,6 +1,6 @@
-"""`wib-hub flows check | register | example`: the flow registry (the protocol agreement as data), checked
-as at start-up, the record of processing activities (GDPR art. 30) generated from it, and an example of
-what a party sends on a flow."""
+"""`wib-hub flows list | check | register | example`: the flow registry (the protocol agreement as data),
+listed, checked as at start-up, the record of processing activities (GDPR art. 30) generated from it,
+and an example of what a party sends on a flow."""
 from __future__ import annotations
 
 import json
@@ -22,19 +22,35 @@ class Format(str, Enum):
     csv = "csv"
 
 
+def _flows_table(registry, title: str, *, checked: bool = False) -> Table:
+    """One row per flow of the registry: id, senders, recipients, purpose (Art. 10), enabled; `checked`
+    adds what `flows check` cross-checks (the message contract, the data categories)."""
+    table = Table(title=title)
+    cols = ["flow", "senders", "recipients", "purpose"] + (["contract", "categories"] if checked else []) + ["enabled"]
+    for col in cols:
+        table.add_column(col, overflow="fold")
+    for f in registry.flows.values():
+        row = [f.id, ", ".join(f.senders), ", ".join(r.party for r in f.recipients), f"Art. 10 {f.purpose}°"]
+        if checked:
+            row += [f.message, ", ".join(sorted(f.data_categories))]
+        table.add_row(*row, "yes" if f.enabled else "no")
+    return table
+
+
+@app.command("list")
+def flows_list(contracts_dir: Annotated[Optional[Path], typer.Option()] = None) -> None:
+    """Every flow of the registry: id, senders, recipients, purpose, enabled (`flows example FLOW` for
+    what to send on one)."""
+    registry = load_registry(contracts_dir)
+    console.print(_flows_table(registry, f"{len(registry.flows)} flows"))
+
+
 @app.command("check")
 def flows_check(contracts_dir: Annotated[Optional[Path], typer.Option()] = None) -> None:
     """Load and cross-check every flow, party and contract; name the file and field of any fault."""
     registry = load_registry(contracts_dir)
-    table = Table(title=f"{len(registry.flows)} flows, {len(registry.parties)} parties, "
-                        f"{len(registry.contracts)} message contracts")
-    for col in ("flow", "purpose", "senders", "recipients", "contract", "categories", "open"):
-        table.add_column(col)
-    for f in registry.flows.values():
-        table.add_row(f.id, f"Art. 10 {f.purpose}°", ", ".join(f.senders),
-                      ", ".join(r.party for r in f.recipients), f.message,
-                      ", ".join(sorted(f.data_categories)), "yes" if f.enabled else "no")
-    console.print(table)
+    console.print(_flows_table(registry, f"{len(registry.flows)} flows, {len(registry.parties)} parties, "
+                                         f"{len(registry.contracts)} message contracts", checked=True))
     console.print("[green]✓ registry valid[/green]")
 
 
@@ -55,7 +71,7 @@ def flows_register(fmt: Annotated[Format, typer.Option("--format", help="md or c
 
 
 @app.command("example")
-def flows_example(flow_id: Annotated[str, typer.Argument(metavar="FLOW", help="flow id (see `flows check`)")],
+def flows_example(flow_id: Annotated[str, typer.Argument(metavar="FLOW", help="flow id (see `flows list`)")],
                   seed: Annotated[int, typer.Option(min=0, max=10**6, help="another seed, another synthetic "
                                                                            "person and documents")] = 0,
                   dossier: Annotated[Optional[str], typer.Option(help="the dossier the message is about; default: "
