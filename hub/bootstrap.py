@@ -151,7 +151,7 @@ def build_hub(settings: Settings | None = None, *, contracts: Contracts | None =
     except BaseException:
         transport.close()
         raise
-    key = settings.token_key or ensure_token_key(settings.token_key_file or settings.data_dir / "token.key")
+    key = settings.token_key or ensure_token_key(settings.resolved_token_key_file())
     roles = {p.id: p.roles for p in registry.parties.values()}
     tokens = TokenIssuer(key, clients, roles, settings.token_ttl_seconds,
                          replays=StoredReplayCache(work.engine))   # a replay to any API process is refused

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -19,6 +20,14 @@ from tests.support import AMQP_URL, PG_URL, SANDBOX_DIR, sqlite_store, start_hub
 # (COLUMNS=80), would fix it for good.
 os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
+
+# No test touches the real user data directory (the default of HUB_DATA_DIR, platformdirs'
+# user_data_dir, which honours XDG_DATA_HOME): set here, when pytest (and each xdist worker) loads
+# this file — before any test module builds Settings — so every Settings(), CliRunner invocation and
+# subprocess-started `wib-hub` of the session inherits it. A HUB_DATA_DIR of the caller's shell goes.
+os.environ.pop("HUB_DATA_DIR", None)
+TEST_XDG_DATA_HOME = tempfile.mkdtemp(prefix="wib-hub-xdg-")
+os.environ["XDG_DATA_HOME"] = TEST_XDG_DATA_HOME
 
 
 def _unavailable(what: str, err: Exception):
@@ -69,8 +78,17 @@ def broker_url(request, tmp_path):
     return request.getfixturevalue("amqp_url")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_real_data_dir():
+    """The guard above, checked for the whole session: the default data directory is the test one."""
+    from hub.infra.settings import default_data_dir
+    assert str(default_data_dir()).startswith(TEST_XDG_DATA_HOME), default_data_dir()
+    yield
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SANDBOX_DIR, ignore_errors=True)
+    shutil.rmtree(TEST_XDG_DATA_HOME, ignore_errors=True)
 
 
 @pytest.fixture

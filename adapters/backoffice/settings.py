@@ -40,6 +40,13 @@ def setting(env: str, help: str, *, default: Any = None, shown: str | None = Non
                            "sandbox": sandbox})
 
 
+def hub_data_dir() -> Path:
+    """The hub's default data directory (hub/infra/settings.py: platformdirs' user data directory,
+    never the working directory), where `wib-hub serve` keeps clients.json."""
+    import platformdirs
+    return Path(platformdirs.user_data_dir("wib-hub", appauthor=False))
+
+
 @dataclass(frozen=True)
 class PollerSettings:
     """What one back-office poller reads from its environment."""
@@ -51,7 +58,7 @@ class PollerSettings:
     clients_file: Path = setting("HUB_CLIENTS_FILE", "the hub's client secrets file (read with --sandbox only)",
                                  shown="HUB_DATA_DIR/clients.json")
     data_dir: Path = setting("HUB_DATA_DIR", "the hub's data directory (with --sandbox: where clients.json is)",
-                             default="var")
+                             shown="the hub's: the user data directory, as `wib-hub doctor --data-dir` prints it")
     backoffice_url: str = setting("BACKOFFICE_URL", "the back office's backoffice-v1 base URL", required=True,
                                   sandbox=f"the sandbox's simulator, http://{SANDBOX_HOST}:<POLLER_SANDBOX_PORT + n>")
     backoffice_api_key: str = setting("BACKOFFICE_API_KEY", "the static API key the back office issued (sent as a "
@@ -90,7 +97,7 @@ class PollerSettings:
             raise SettingsError(f"{', '.join(missing)} required (see --help; against `wib-hub sandbox`, "
                                 "--sandbox supplies them)")
         values["client_id"] = values["client_id"] or party
-        values["data_dir"] = Path(values["data_dir"])
+        values["data_dir"] = Path(values["data_dir"] or hub_data_dir())
         values["clients_file"] = Path(values["clients_file"] or values["data_dir"] / "clients.json")
         values["state_dir"] = Path(values["state_dir"])
         values["interval_s"], values["page_size"] = float(values["interval_s"]), int(values["page_size"])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import platformdirs
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
@@ -45,6 +46,15 @@ class Unreachable(ConfigurationError):
 _DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "postgresql": 5432, "postgres": 5432}
 
 
+APP_NAME = "wib-hub"
+
+
+def default_data_dir() -> Path:
+    """The platform's user data directory (platformdirs: on Linux $XDG_DATA_HOME/wib-hub, else
+    ~/.local/share/wib-hub), never the working directory: every command finds the same store."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
 def safe_url(url: str) -> str:
     """scheme://host:port/path of a server URL, never its user or password (a file URL as it is)."""
     parts = urlsplit(url)
@@ -68,7 +78,10 @@ def clip(value: object, limit: int = 40) -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
 
-    data_dir: Path = Field(Path("var"), description="where the embedded default keeps its files")
+    data_dir: Path = Field(default_factory=lambda: default_data_dir(),
+                           description="where the embedded default keeps its files (an absolute path; a relative "
+                                       "HUB_DATA_DIR is taken from the directory it is read in); default: the "
+                                       "platform's user data directory, e.g. ~/.local/share/wib-hub ($XDG_DATA_HOME)")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
     broker_url: str | None = Field(None, description="amqp://… for RabbitMQ; default: embedded SQLite transport in data_dir")
     contracts_dir: Path | None = Field(None, description="flow registry and contracts; default: the repository's contracts/")
@@ -115,6 +128,13 @@ class Settings(BaseSettings):
     retention_run_seconds: float = Field(3600.0, description="how often the worker runs retention (0: never; `wib-hub retention run` still works)")
     professional_card_start: date | None = Field(None, description="Art. 34/36: the day the professional-card procedure starts on the platform; before it (or unset) its flows refuse submissions")
 
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Every path derived from it (store, broker, keys, clients file, sandbox) is absolute, so a
+        command run from another directory opens the same files, and prints where they are."""
+        return Path(os.path.abspath(value.expanduser()))
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, value: object) -> object:
@@ -132,6 +152,18 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"not an IP address or network: {item[:60]!r}") from None
         return proxies
+
+    def resolved_store_file(self) -> Path | None:
+        """The SQLite file of the store (the embedded default, or a sqlite:/// URL); None for a server."""
+        url = self.resolved_database_url()
+        scheme, sep, rest = url.partition(":///")
+        if not sep or scheme.split("+", 1)[0].lower() != "sqlite":
+            return None
+        path = rest.split("?", 1)[0]
+        return None if not path or path == ":memory:" or path.startswith("file:") else Path(path)
+
+    def resolved_token_key_file(self) -> Path:
+        return self.token_key_file or self.data_dir / "token.key"
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"

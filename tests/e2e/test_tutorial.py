@@ -4,9 +4,11 @@ The tutorial's ```bash blocks, in order, become one bash script (`set -euo pipef
 session against a real `wib-hub serve` (the installed command, in a process of its own) — the
 ```sh block of the first terminal is the one the test replaces by starting serve itself. Both run
 in a temporary directory laid out like a clean clone's root: `.venv` is a symlink to the venv the
-tests run in, so `.venv/bin/wib-hub` resolves, and serve keeps its files in `var/` there, as it
-does for a user (the tutorial reads `var/clients.json`). Only the port differs: serve listens on a
-free one and the script gets it as HUB_URL, which the tutorial honours.
+tests run in, so `.venv/bin/wib-hub` resolves. Serve keeps its files in the user data directory, as
+it does for a user; here XDG_DATA_HOME (which that directory honours on Linux) is a temporary
+directory of the test, the same for serve and the script, as a user's environment is the same in
+both terminals (the tutorial finds the directory with `wib-hub doctor --data-dir`). Only the port
+differs: serve listens on a free one and the script gets it as HUB_URL, which the tutorial honours.
 """
 from __future__ import annotations
 
@@ -39,9 +41,11 @@ def tutorial_script() -> str:
     return "set -euo pipefail\n" + "\n".join(blocks)
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without any HUB_* (as on a newcomer's machine), direct to localhost."""
+def clean_env(clone_root: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment without any HUB_* (as on a newcomer's machine), direct to localhost,
+    the user data directory under the clone root's `xdg-data/` (never the real one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env["XDG_DATA_HOME"] = str(clone_root / "xdg-data")
     env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", COLUMNS="160", **extra)
     return env
 
@@ -62,7 +66,7 @@ def serve(clone_root) -> Iterator[str]:
     log_path = clone_root / "serve.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([".venv/bin/wib-hub", "serve"], cwd=clone_root,
-                                env=clean_env(HUB_PORT=str(port), HUB_LOG_LEVEL="WARNING"),
+                                env=clean_env(clone_root, HUB_PORT=str(port), HUB_LOG_LEVEL="WARNING"),
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
@@ -89,7 +93,7 @@ def serve(clone_root) -> Iterator[str]:
 
 def test_the_tutorial_runs_from_a_clean_clone_to_a_notified_dossier(serve, clone_root):
     script = tutorial_script()
-    run = subprocess.run(["bash", "-c", script], cwd=clone_root, env=clean_env(HUB_URL=serve),
+    run = subprocess.run(["bash", "-c", script], cwd=clone_root, env=clean_env(clone_root, HUB_URL=serve),
                          capture_output=True, text=True, timeout=240, check=False)
     output = f"--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}\n--- serve.log\n" \
              f"{(clone_root / 'serve.log').read_text()}"
@@ -101,7 +105,8 @@ def test_the_tutorial_runs_from_a_clean_clone_to_a_notified_dossier(serve, clone
 
     # and the store agrees: the dossier the script submitted is notified
     dossier_id = json.loads((clone_root / "submitted.json").read_text())["dossier_id"]
-    engine = create_engine(f"sqlite:///{clone_root / 'var' / 'hub.db'}")
+    assert not (clone_root / "var").exists(), "serve kept its files under the working directory"
+    engine = create_engine(f"sqlite:///{clone_root / 'xdg-data' / 'wib-hub' / 'hub.db'}")
     try:
         assert dossier_row(engine, dossier_id)["state"] == "notified"
     finally:

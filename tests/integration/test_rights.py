@@ -40,10 +40,10 @@ def test_cli_list_and_export_on_each_store(store_url, tmp_path, monkeypatch):
     r = runner.invoke(app, ["rights", "list", "--controller", "region.wallonia", "--overdue",
                             "--now", "2026-03-03T00:00:00+00:00", "--json"])
     assert r.exit_code == 0, r.output
-    (row,) = json.loads(r.output)["requests"]
+    (row,) = json.loads(r.stdout)["requests"]
     assert row["id"] == req.id and row["overdue"] and row["due_at"] == DUE.isoformat()
     r = runner.invoke(app, ["rights", "list", "--overdue", "--now", "2026-03-02T12:00:00+00:00", "--json"])
-    assert json.loads(r.output)["requests"] == []
+    assert json.loads(r.stdout)["requests"] == []
     r = runner.invoke(app, ["rights", "list", "--now", "2026-03-03T00:00:00+00:00"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "overdue" in r.output and req.id in r.output
 

@@ -88,7 +88,7 @@ def test_cli_export_and_verify_bundle(tmp_path, monkeypatch):
     migrate(e)
     _fill(UnitOfWork(e), 7, dossier=lambda i: "dossier-A" if i % 2 else "dossier-B")
     runner = CliRunner()
-    assert runner.invoke(app, ["audit", "checkpoint"]).output.startswith("checkpoint signed at sequence 7")
+    assert runner.invoke(app, ["audit", "checkpoint"]).stdout.startswith("checkpoint signed at sequence 7")
     verified = runner.invoke(app, ["audit", "verify"], env={"COLUMNS": "200"})
     assert verified.exit_code == 0 and "1 signed checkpoint, sealed up to 7, 0 unsealed" in verified.output
     out = tmp_path / "bundle.jsonl"

@@ -33,7 +33,7 @@ HUB = Path(__file__).resolve().parents[2] / "hub"
 def data_dir(tmp_path, monkeypatch):
     """An embedded store of its own, migrated."""
     monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
-    with store(migrate_store=True):
+    with store(migrate_store=True, create=True):
         pass
     return tmp_path
 

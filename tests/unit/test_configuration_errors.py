@@ -35,7 +35,9 @@ def cli(monkeypatch, capsys, tmp_path):
         with pytest.raises(SystemExit) as stopped:
             main()
         out = capsys.readouterr()
-        return stopped.value.code, [line for line in (out.out + out.err).splitlines() if line.strip()]
+        # the dim line naming the data directory (stderr) is not the message
+        return stopped.value.code, [line for line in (out.out + out.err).splitlines()
+                                    if line.strip() and not line.startswith("data directory: ")]
     return run
 
 

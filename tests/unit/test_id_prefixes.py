@@ -43,7 +43,7 @@ def store(tmp_path, monkeypatch):
 
 def _one_line(result, code: str) -> str:
     assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{code}: "), result.output
     return lines[0]
 
@@ -60,7 +60,7 @@ def test_the_prefix_a_terminal_table_shows_finds_the_dossier(store, monkeypatch)
     monkeypatch.setattr(audit_cli, "console", CliConsole())
     result = _search("--dossier", LONE[:8])
     assert result.exit_code == 0, result.output
-    assert {i["dossier_id"] for i in json.loads(result.output)["items"]} == {LONE}
+    assert {i["dossier_id"] for i in json.loads(result.stdout)["items"]} == {LONE}
 
 
 def test_a_unique_prefix_is_the_whole_dossier_id(store):
@@ -68,9 +68,9 @@ def test_a_unique_prefix_is_the_whole_dossier_id(store):
     assert whole.exit_code == 0, whole.output
     by_prefix = _search("--dossier", LONE[:8])
     assert by_prefix.exit_code == 0, by_prefix.output
-    items = json.loads(by_prefix.output)["items"]
+    items = json.loads(by_prefix.stdout)["items"]
     # the same events (and, after them, the first search's own `consulted` event, recorded with the id)
-    assert items[:-1] == json.loads(whole.output)["items"] and {i["dossier_id"] for i in items} == {LONE}
+    assert items[:-1] == json.loads(whole.stdout)["items"] and {i["dossier_id"] for i in items} == {LONE}
     assert [i["event"] for i in items] == ["received", "received", "consulted"]
     # the consultation is recorded with the whole id, not the prefix typed
     assert audit.tail(store, 1)[0]["dossier_id"] == LONE
@@ -138,10 +138,10 @@ def test_prefixes_on_each_store(store_url, tmp_path, monkeypatch):
     monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HUB_DATABASE_URL", store_url)
     result = _search("--dossier", LONE[:8])
-    assert result.exit_code == 0 and {i["dossier_id"] for i in json.loads(result.output)["items"]} == {LONE}
+    assert result.exit_code == 0 and {i["dossier_id"] for i in json.loads(result.stdout)["items"]} == {LONE}
     assert TWIN_B in _one_line(_search("--dossier", TWIN_B[:8]), "ambiguous_dossier")
     for prefix, whole in (("ab_c", "ab_cd-x"), ("ab%c", "ab%cd-y"), ("abxc", "abxcd-z")):
         result = _search("--dossier", prefix)        # _ and % are the characters typed, not wildcards
         assert result.exit_code == 0, result.output
-        assert {i["dossier_id"] for i in json.loads(result.output)["items"]} == {whole}
+        assert {i["dossier_id"] for i in json.loads(result.stdout)["items"]} == {whole}
     engine.dispose()

@@ -124,13 +124,13 @@ def test_cli_tables_json_and_the_eurostat_file(cli_store, tmp_path):
     result = runner.invoke(app, ["stats", "summary", "--year", "2024", "--by", "permit_type,region", "--json"])
     assert result.exit_code == 0, result.output
     expected = expected_counts(("permit_type", "region"), StatsFilter(year=2024))
-    rows = json.loads(result.output)["rows"]
+    rows = json.loads(result.stdout)["rows"]
     assert {(x["permit_type"], x["region"]): x["decisions"] for x in rows} == \
         {k: c["decisions"] for k, c in expected.items()}
 
     result = runner.invoke(app, ["stats", "times", "--by", "region", "--json"])
     expected_t = expected_times(("region",))
-    assert {x["region"]: (x["median_days"], x["p90_days"]) for x in json.loads(result.output)["rows"]} == \
+    assert {x["region"]: (x["median_days"], x["p90_days"]) for x in json.loads(result.stdout)["rows"]} == \
         {k[0]: (nearest_rank(v, 50), nearest_rank(v, 90)) for k, v in expected_t.items()}
 
     result = runner.invoke(app, ["stats", "summary", "--by", "nationality"], env=wide)
@@ -154,5 +154,6 @@ def test_cli_tables_json_and_the_eurostat_file(cli_store, tmp_path):
 
 def test_cli_on_a_store_without_the_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
+    (tmp_path / "hub.db").touch()   # a SQLite file without the tables
     result = runner.invoke(app, ["stats", "summary"])
     assert result.exit_code == 2 and "store not ready" in result.output

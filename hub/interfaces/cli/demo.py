@@ -6,12 +6,10 @@ the other is refused, and the other authorities learn only that a negative decis
 from __future__ import annotations
 
 import socket
-import tempfile
 import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
@@ -223,14 +221,14 @@ def _summary(record: dict[str, Any]) -> str:
 
 
 @contextmanager
-def in_process_hub(data_dir: Path) -> Iterator[tuple[str, Settings]]:
-    """A whole embedded hub (API + workers) on a free local port, for as long as the demo runs."""
+def in_process_hub(settings: Settings) -> Iterator[tuple[str, Settings]]:
+    """A whole hub (API + workers) on the settings in effect — the data directory every other command
+    reads — on a free local port, for as long as the demo runs. Its data stays."""
     import uvicorn
 
     from hub.interfaces.api.app import create_app
     from hub.interfaces.api.server import server_config
     from hub.bootstrap import build_hub
-    settings = Settings(data_dir=data_dir, database_url=None, broker_url=None, clients_file=None)
     hub = build_hub(settings)
     hub.start_workers()
     with socket.socket() as s:
@@ -265,30 +263,42 @@ def run_demo(console: Console, url: str | None) -> int:
     settings = Settings()
     url = url or (f"http://{settings.host}:{settings.port}" if _running(f"http://{settings.host}:{settings.port}")
                   else None)
-    with tempfile.TemporaryDirectory() as tmp:
-        if url is None:
-            console.print("no hub running: starting one in-process (embedded store and transport)")
-            context = in_process_hub(Path(tmp))
-        else:
-            console.print(f"using the hub at {url}")
-            context = nullcontext((url, settings))
-        with context as (base, used):
-            secrets = json.loads(used.resolved_clients_file().read_text())
-            with httpx.Client(base_url=base, timeout=30) as http:
-                client = DemoClient(http, secrets)
-                client.load_flows()
-                a, b = procedure(client)
-                clocks = blue_card_clock(client)
-            render(console, client.timeline)
-            render_enrichment(console, client.enrichments)
-            render_clocks(console, clocks)
-            applicants = {"A (granted)": a, "B (refused)": b, "C (Blue Card)": clocks["dossier_id"]}
-        # after the in-process hub closed (it seals its audit tail on the way out), with its key; a
-        # running hub seals every HUB_AUDIT_CHECKPOINT_SECONDS, with a key the demo does not hold
-        key_file = used.resolved_audit_key_file()
-        key = load_public_key(key_file) if url is None and key_file.exists() else None
-        with store(used) as work:
-            render_dossiers(console, work, applicants)
-            report = audit.verify(work.engine, public_key=key)
+    if url is None:
+        console.print(f"no hub running: starting one in-process on the data directory {settings.data_dir}",
+                      soft_wrap=True, highlight=False, markup=False)
+        context = in_process_hub(settings)
+    else:
+        console.print(f"using the hub at {url}")
+        context = nullcontext((url, settings))
+    with context as (base, used):
+        secrets = json.loads(used.resolved_clients_file().read_text())
+        with httpx.Client(base_url=base, timeout=30) as http:
+            client = DemoClient(http, secrets)
+            client.load_flows()
+            a, b = procedure(client)
+            clocks = blue_card_clock(client)
+        render(console, client.timeline)
+        render_enrichment(console, client.enrichments)
+        render_clocks(console, clocks)
+        applicants = {"A (granted)": a, "B (refused)": b, "C (Blue Card)": clocks["dossier_id"]}
+    # after the in-process hub closed (it seals its audit tail on the way out), with its key; a
+    # running hub seals every HUB_AUDIT_CHECKPOINT_SECONDS, with a key the demo does not hold
+    key_file = used.resolved_audit_key_file()
+    key = load_public_key(key_file) if url is None and key_file.exists() else None
+    with store(used) as work:
+        render_dossiers(console, work, applicants)
+        report = audit.verify(work.engine, public_key=key)
     console.print(("[green]" if report.intact else "[red]") + str(report))
+    if url is None:
+        next_steps(console, used)
     return 0 if report.intact else 1
+
+
+NEXT = ("wib-hub audit verify", "wib-hub audit tail", "wib-hub stats summary", "wib-hub clocks due --within 90d",
+        "wib-hub retention run --dry-run", "wib-hub serve")
+
+
+def next_steps(console: Console, settings: Settings) -> None:
+    """Where the demo's data stays, and what reads it next."""
+    console.print(f"the data stays in {settings.data_dir} (HUB_DATA_DIR to choose another); explore it with: "
+                  + ", ".join(f"`{c}`" for c in NEXT), soft_wrap=True, highlight=False, markup=False)

@@ -87,7 +87,7 @@ def enrich_batch(input_file: Annotated[Path, typer.Argument(help="CSV: insz[,dat
     except (BatchInputError, UnicodeDecodeError) as err:
         console.print(f"[red]input refused[/red]: {err}")
         raise typer.Exit(2) from err
-    with store(settings, migrate_store=True) as work:
+    with store(settings, migrate_store=True, create=True) as work:   # a batch may be the first to record
         source = _dimona(settings)
         with _progress() as progress:
             task = progress.add_task("enriching", total=len(lines))

@@ -96,7 +96,8 @@ def serve(host: Annotated[Optional[str], typer.Option()] = None,
     hub.start_workers()
     host, port = host or settings.host, port or settings.port
     console.print(f"wib-hub serving on http://{host}:{port}  (store: {hub.engine.url.get_backend_name()}, "
-                  f"broker: {type(hub.transport).__name__}; client secrets in {settings.resolved_clients_file()})")
+                  f"broker: {type(hub.transport).__name__}; data directory: {settings.data_dir}; "
+                  f"client secrets in {settings.resolved_clients_file()})", soft_wrap=True, highlight=False, markup=False)
     try:
         _run_api(hub, host, port)
     finally:
@@ -118,12 +119,14 @@ def api(host: Annotated[Optional[str], typer.Option()] = None,
 @app.command()
 def worker(routers: Annotated[int, typer.Option(help="route consumers in this process")] = 2) -> None:
     """Outbox relay and route consumers, until SIGINT/SIGTERM."""
-    hub = _build()
+    settings = Settings()
+    hub = _build(settings)
     hub.start_workers(routers=routers)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    console.print(f"wib-hub worker running ({plural(routers, 'route consumer')})")
+    console.print(f"wib-hub worker running ({plural(routers, 'route consumer')}; data directory: {settings.data_dir})",
+                  soft_wrap=True, highlight=False, markup=False)
     done.wait()
     hub.close()
 
@@ -137,9 +140,19 @@ def demo(url: Annotated[Optional[str], typer.Option(help="a running hub; default
 
 
 @app.command()
-def doctor() -> None:
+def doctor(data_dir: Annotated[bool, typer.Option("--data-dir", help="print only the data directory in effect "
+                                                                   "(absolute; HUB_DATA_DIR, else the platform's user "
+                                                                   "data directory) and exit")] = False) -> None:
     """Check the configuration in effect (settings, store, migrations, broker, queues, keys, clients,
     sources, data directory): one row per check; exit 0 when all pass, 1 otherwise."""
+    if data_dir:
+        from hub.infra.settings import load_settings
+        try:
+            print(load_settings().data_dir)
+        except ConfigurationError as err:
+            console.print(err.line, markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from err
+        return
     from hub.interfaces.cli.doctor import run_doctor
     raise typer.Exit(run_doctor(console))
 

@@ -57,15 +57,48 @@ def cli_console(*, stderr: bool = False) -> Console:
 console = cli_console()
 
 
+err_console = cli_console(stderr=True)
+
+
+def where(settings: Settings) -> str:
+    """`data directory: /abs/path` (and the store when it is a server or a file elsewhere)."""
+    from hub.infra.settings import safe_url
+    line = f"data directory: {settings.data_dir}"
+    if settings.database_url:
+        line += f" (store: {safe_url(settings.database_url)})"
+    return line
+
+
+def no_store_yet(settings: Settings) -> typer.Exit | None:
+    """A SQLite store that does not exist yet: the one line that says so (on stderr), exit 2; None
+    when it exists (or the store is a server, which answers for itself)."""
+    path = settings.resolved_store_file()
+    if path is None or path.is_file():
+        return None
+    hint = "set HUB_DATA_DIR" if settings.database_url is None else "check HUB_DATABASE_URL"
+    from rich.markup import escape
+    err_console.print(f"[red]no store yet[/red] at {escape(str(path))}: start `wib-hub serve` first, or {hint}",
+                      soft_wrap=True, highlight=False)
+    return typer.Exit(2)
+
+
 @contextmanager
 def store(settings: Settings | None = None, *, seal: bool = False,
-          migrate_store: bool = False) -> Iterator[UnitOfWork]:
+          migrate_store: bool = False, create: bool = False) -> Iterator[UnitOfWork]:
     """The store of the settings behind its unit of work, closed afterwards. Every command that
-    reads or writes the store opens it here; what it records goes through the unit of work.
+    reads or writes the store opens it here; what it records goes through the unit of work. It
+    says on stderr which data directory it works on (stdout stays clean for --json); a SQLite store
+    that does not exist yet is not created (one line, exit 2) unless `create`: `serve`, `api` and
+    `worker` create it, a command that reads it does not answer from an empty one.
     `seal`: sign checkpoints as it appends (commands that delete or export); `migrate_store`: bring
     the schema up to date first (commands that may be the first to touch a store)."""
     from hub.bootstrap import open_work
-    work = open_work(settings or Settings(), seal=seal, migrate_store=migrate_store)
+    settings = settings or Settings()
+    from rich.markup import escape
+    err_console.print(f"[dim]{escape(where(settings))}[/dim]", soft_wrap=True, highlight=False)
+    if not create and (refusal := no_store_yet(settings)) is not None:
+        raise refusal
+    work = open_work(settings, seal=seal, migrate_store=migrate_store)
     try:
         yield work
     finally:
