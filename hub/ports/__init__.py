@@ -9,6 +9,7 @@ and hub.domain, nothing else of the hub; the hub never imports an adapter (impor
     Toolkit      the sandbox of simulators and the synthetic population (entry point `wib_hub.toolkit`)
     safexml      the one XML parser for untrusted documents (DTDs, entities and network off)
     probe        whether an endpoint takes a connection at all (one TCP connect, a short timeout)
+    oplog        operational logs as JSON lines on stderr, the same for the hub and its adapters
 
 Every call to a source runs through hub.messaging.resilience (timeouts in the client, retries with
 back-off, a circuit breaker): a source that is down fails fast with `SourceUnavailable`; the caller
