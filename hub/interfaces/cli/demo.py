@@ -5,6 +5,7 @@ the other is refused, and the other authorities learn only that a negative decis
 """
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -229,6 +230,8 @@ def in_process_hub(settings: Settings) -> Iterator[tuple[str, Settings]]:
     from hub.interfaces.api.app import create_app
     from hub.interfaces.api.server import server_config
     from hub.bootstrap import build_hub
+    if "HUB_LOG_LEVEL" not in os.environ:   # the hub's info lines would interleave with the demo's tables
+        settings = settings.model_copy(update={"log_level": "WARNING"})
     hub = build_hub(settings)
     hub.start_workers()
     with socket.socket() as s:
