@@ -202,6 +202,7 @@ class Deployment:
         self._supervise = threading.Event()
         self._supervisor: threading.Thread | None = None
         self.events: list[tuple[float, str]] = []
+        self.late: list[Proc] = []
 
     @staticmethod
     def _free_range(n: int) -> int:
@@ -284,7 +285,28 @@ class Deployment:
                         p.start()
             time.sleep(0.2)
 
+    def late_processes(self) -> list[Proc]:
+        """An extra worker and an extra API (on a port of its own), started during an outage."""
+        port = free_port()
+        env = {**self.env, "HUB_PORT": str(port)}
+        logs = self.workdir / "logs"
+        late = [Proc("worker-late", _hub_argv("worker", "--routers", "1"), self.env, logs / "worker-late.log"),
+                Proc("api-late", _hub_argv("api"), env, logs / "api-late.log")]
+        late[1].port = port   # type: ignore[attr-defined]
+        self.late.extend(late)
+        return late
+
+    def came_up(self, p: Proc) -> bool:
+        if p.name.startswith("worker"):
+            return "worker running" in p.log_tail(10 ** 6)
+        try:
+            return httpx.get(f"http://127.0.0.1:{p.port}/livez", timeout=1).status_code == 200  # type: ignore[attr-defined]
+        except httpx.TransportError:
+            return False
+
     def stop(self) -> None:
+        for p in self.late:
+            p.stop()
         self._supervise.clear()
         if self._supervisor:
             self._supervisor.join(timeout=5)
@@ -629,7 +651,7 @@ class FaultResult:
     @property
     def ok(self) -> bool:
         return (self.error is None and self.lost == 0 and self.duplicated == 0 and self.http_500 == 0
-                and self.stall_ended and not self.outbox_pending
+                and self.stall_ended and not self.outbox_pending and not self.crashes and not self.refused_starts
                 and not any(self.queues.get(q) for q in self.queues if ".retry." in q or q.endswith(".parking")))
 
 
@@ -676,7 +698,27 @@ def inject(kind: str, d: Deployment, db: OwnDatabase, nodes: Sequence[Node], out
         [node] = nodes
         t0 = time.monotonic()
         node.kill()
-        time.sleep(outage)
+        # a process that starts while the broker is down (a host rebooted, a replica rescheduled)
+        # must come up and wait for it: a new worker and a new API process start now, beside the
+        # running ones (nothing that did not die is restarted); stopped once the phase is over
+        late = d.late_processes()
+        for p in late:
+            p.start()
+        deadline = time.monotonic() + max(outage, 20.0)
+        while time.monotonic() < deadline:
+            if time.monotonic() - t0 >= outage and all(not p.alive() or d.came_up(p) for p in late):
+                break
+            time.sleep(0.2)
+        for p in late:
+            if not p.alive():
+                p.refused_starts += 1
+                lines = [ln for ln in p.log_tail(4000).splitlines() if ln.strip() and not ln.startswith("===")]
+                notes.append(f"{p.name}, started while the broker was down, exited "
+                             f"({p.popen.returncode}): {lines[-1][:300] if lines else ''}")
+            elif not d.came_up(p):
+                notes.append(f"{p.name}, started while the broker was down, did not come up within 20 s")
+            else:
+                notes.append(f"{p.name}, started while the broker was down, came up")
         node.start()
         took = node.wait_ready(90)
         notes.append(f"broker node back in {took:.1f} s after its restart")
@@ -772,6 +814,14 @@ def run_fault(kind: str, d: Deployment, traffic: Traffic, db: OwnDatabase, nodes
     res.expected = len(phase_keys) + (len(apps) - fwds)          # a forward never sent is a delivery lost
     res.received = len(got)
     res.lost = res.expected - res.received
+    with ledger.lock:
+        missing = sorted(k for k in phase_keys if k not in ledger.received_at)
+        unforwarded = sorted(m for m in apps if f"fwd-{m}" not in ledger.accepted)
+    if missing:
+        res.notes.append(f"never received ({len(missing)}): " + ", ".join(f"{r} {m}" for r, m in missing[:5]))
+    if unforwarded:
+        res.notes.append(f"applications never forwarded (their region never got them) ({len(unforwarded)}): "
+                         + ", ".join(unforwarded[:5]))
     res.stall_ended = res.lost == 0
     if after:
         res.flow_s = round(min(after) - back, 2)
@@ -785,13 +835,15 @@ def run_fault(kind: str, d: Deployment, traffic: Traffic, db: OwnDatabase, nodes
     res.transport_errors = sum(answers.transport_errors.values()) - tr
     res.crashes = {p.name: p.crashes - crashes0[p.name] for p in d.hub_procs + [d.sandbox]
                    if p.crashes - crashes0[p.name]}
-    res.refused_starts = {p.name: p.refused_starts - refused0[p.name] for p in d.hub_procs + [d.sandbox]
-                          if p.refused_starts - refused0[p.name]}
+    res.refused_starts = {p.name: p.refused_starts - refused0.get(p.name, 0) for p in d.hub_procs + [d.sandbox]
+                          + d.late if p.refused_starts - refused0.get(p.name, 0)}
     try:
         res.outbox_pending = int(db.scalar("SELECT count(*) FROM outbox WHERE relayed_at IS NULL"))
     except Exception as exc:  # noqa: BLE001
         res.notes.append(f"outbox not readable: {exc}"[:300])
     res.queues = d.queue_depths()
+    for p in d.late:          # the processes started during the broker outage have had their say
+        p.stop()
     return res
 
 
@@ -822,7 +874,7 @@ _INTERESTING = ("error", "Traceback", "exception", "unreachable", "died", "lease
 
 def _log_evidence(d: Deployment, label: str, limit: int = 12) -> list[str]:
     out = []
-    for p in d.hub_procs:
+    for p in d.hub_procs + d.late:
         lines = [ln for ln in p.log_tail(10 ** 7).splitlines()
                  if any(w.lower() in ln.lower() for w in _INTERESTING)]
         seen: set[str] = set()
