@@ -63,6 +63,8 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="seconds to wait, after the failed part is back, for every expected delivery (default 150)")
     p.add_argument("--enrich-retry-max", type=float, default=None,
                    help="HUB_ENRICH_RETRY_MAX_SECONDS for the hub (default: the hub's own default)")
+    p.add_argument("--source-latency-ms", type=float, default=100.0,
+                   help="latency the sandbox adds to every source answer (default 100)")
     p.add_argument("--pg-server", default=pg_server_from_test_url(os.environ.get("HUB_TEST_DATABASE_URL")) or PG_SERVER,
                    help="PostgreSQL server (no database) on which to create the run's own database")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -140,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.monotonic()
     report = run_chaos(faults, applications=apps, workers=args.workers, outage=args.outage,
                        drain_timeout=args.drain_timeout, extra_env=extra, pg_server=args.pg_server,
+                       source_latency_ms=args.source_latency_ms,
                        progress=lambda s: console.print(f"[dim]{time.monotonic() - t0:6.1f}s {s}[/]", markup=True))
     report.timings["total_s"] = round(time.monotonic() - t0, 1)
     render(report)

@@ -163,7 +163,8 @@ class Deployment:
     """sandbox + api + workers as processes on our own database and broker node(s)."""
 
     def __init__(self, workdir: Path, database: OwnDatabase, broker_urls: Sequence[str], *, workers: int = 2,
-                 routers: int = 2, extra_env: dict[str, str] | None = None) -> None:
+                 routers: int = 2, source_latency_ms: float = 100.0,
+                 extra_env: dict[str, str] | None = None) -> None:
         from hub.ports import load_adapters
         self.workdir = workdir
         self.database = database
@@ -194,7 +195,8 @@ class Deployment:
                     **(extra_env or {})}
         logs = workdir / "logs"
         logs.mkdir(exist_ok=True)
-        self.sandbox = Proc("sandbox", _hub_argv("sandbox", "--port", str(self.sandbox_port)), self.env,
+        self.sandbox = Proc("sandbox", _hub_argv("sandbox", "--port", str(self.sandbox_port),
+                                                 "--latency-ms", str(source_latency_ms)), self.env,
                             logs / "sandbox.log")
         self.api = Proc("api", _hub_argv("api"), self.env, logs / "api.log")
         self.workers = [Proc(f"worker{i + 1}", _hub_argv("worker", "--routers", str(routers)), self.env,
@@ -670,6 +672,20 @@ def inject(kind: str, d: Deployment, db: OwnDatabase, nodes: Sequence[Node], out
     if kind == "worker":
         victim = d.workers[0]
         before = victim.log_tail(10 ** 7).count("worker running")
+        # kill it while enrichment jobs are leased (a lease is next_attempt_at pushed far ahead while
+        # a worker calls the sources): a crashed worker's jobs must come back to the others
+        wait_until = time.monotonic() + 5
+        leased = 0
+        while time.monotonic() < wait_until:
+            try:
+                leased = int(db.scalar("SELECT count(*) FROM enrichment_jobs WHERE state = 'pending' "
+                                       "AND next_attempt_at > now() + interval '45 seconds'") or 0)
+            except Exception:  # noqa: BLE001 - not there yet
+                leased = 0
+            if leased:
+                break
+            time.sleep(0.05)
+        notes.append(f"killed {victim.name} while {leased} enrichment job(s) were leased (by either worker)")
         t0 = time.monotonic()
         victim.kill()
         time.sleep(outage)
@@ -758,7 +774,7 @@ def run_fault(kind: str, d: Deployment, traffic: Traffic, db: OwnDatabase, nodes
     ledger, answers = traffic.ledger, traffic.answers
     s5, tr, o4 = Counter(answers.status_5xx), sum(answers.transport_errors.values()), Counter(answers.other_4xx)
     crashes0 = {p.name: p.crashes for p in d.hub_procs + [d.sandbox]}
-    refused0 = {p.name: p.refused_starts for p in d.hub_procs + [d.sandbox]}
+    refused0 = {p.name: p.refused_starts for p in d.hub_procs + [d.sandbox] + d.late}
     times: dict[str, float] = {}
     trigger = threading.Event()
 
@@ -900,8 +916,9 @@ def _hub_commit() -> str:
 
 def _deployment_run(label: str, faults: Sequence[str], workdir: Path, db: OwnDatabase, nodes: Sequence[Node], *,
                     applications: int, workers: int, outage: float, drain_timeout: float, extra_env: dict[str, str],
-                    report: Report, progress: Callable[[str], None]) -> None:
-    d = Deployment(workdir, db, [n.url for n in nodes], workers=workers, extra_env=extra_env)
+                    source_latency_ms: float, report: Report, progress: Callable[[str], None]) -> None:
+    d = Deployment(workdir, db, [n.url for n in nodes], workers=workers, extra_env=extra_env,
+                   source_latency_ms=source_latency_ms)
     t0 = time.monotonic()
     try:
         try:
@@ -948,7 +965,7 @@ def _deployment_run(label: str, faults: Sequence[str], workdir: Path, db: OwnDat
 
 
 def run_chaos(faults: Sequence[str] = FAULTS, *, applications: int = 1000, workers: int = 2, outage: float = 3.0,
-              drain_timeout: float = 90.0, extra_env: dict[str, str] | None = None,
+              drain_timeout: float = 90.0, extra_env: dict[str, str] | None = None, source_latency_ms: float = 100.0,
               pg_server: str = PG_SERVER, progress: Callable[[str], None] = lambda s: None) -> Report:
     """Every fault kind of `faults` (single-node ones on one deployment, `cluster` on a second one on a
     3-node cluster started meanwhile); everything it made is removed afterwards."""
@@ -981,7 +998,8 @@ def run_chaos(faults: Sequence[str] = FAULTS, *, applications: int = 1000, worke
             try:
                 _deployment_run("single", single, Path(tmp) / "single", db, nodes, applications=applications,
                                 workers=workers, outage=outage, drain_timeout=drain_timeout,
-                                extra_env=extra_env, report=report, progress=progress)
+                                extra_env=extra_env, source_latency_ms=source_latency_ms, report=report,
+                                progress=progress)
             finally:
                 db.close()
         if "cluster" in faults:
@@ -1000,8 +1018,8 @@ def run_chaos(faults: Sequence[str] = FAULTS, *, applications: int = 1000, worke
                 try:
                     _deployment_run("cluster", ["cluster"], Path(tmp) / "cluster", db, cluster_box["nodes"],
                                     applications=applications, workers=workers, outage=outage,
-                                    drain_timeout=drain_timeout, extra_env=extra_env, report=report,
-                                    progress=progress)
+                                    drain_timeout=drain_timeout, extra_env=extra_env,
+                                    source_latency_ms=source_latency_ms, report=report, progress=progress)
                 finally:
                     db.close()
     return report
