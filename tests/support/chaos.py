@@ -934,6 +934,17 @@ def _deployment_run(label: str, faults: Sequence[str], workdir: Path, db: OwnDat
         traffic = Traffic(d, ledger, answers)
         try:
             traffic.submit("warmup", list(range(10)))
+            # the warm-up delivered (forwards included) before the first fault: what a fault holds up
+            # is then its own kind's traffic
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with ledger.lock:
+                    fwds = sum(1 for m, ph in ledger.phase_of.items() if ph == "warmup" and m.startswith("fwd-"))
+                if fwds >= 10 and not ledger.outstanding("warmup"):
+                    break
+                time.sleep(0.1)
+            else:
+                report.misbehaviour.append(f"[{label}] the warm-up was not delivered within 60 s")
             serial = 1000
             for kind in faults:
                 progress(f"{label}: {kind} ({applications} applications)")
