@@ -67,6 +67,8 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="latency the sandbox adds to every source answer (default 100)")
     p.add_argument("--pg-server", default=pg_server_from_test_url(os.environ.get("HUB_TEST_DATABASE_URL")) or PG_SERVER,
                    help="PostgreSQL server (no database) on which to create the run's own database")
+    p.add_argument("--keep-logs", type=Path, default=None,
+                   help="copy the hub processes' logs here (default: a new /tmp/wib-chaos-logs-* directory)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return p.parse_args(argv)
 
@@ -137,17 +139,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.enrich_retry_max is not None:
         extra["HUB_ENRICH_RETRY_MAX_SECONDS"] = str(args.enrich_retry_max)
     apps = max(1, args.messages // 2)
+    import tempfile
+    logs = args.keep_logs or Path(tempfile.mkdtemp(prefix="wib-chaos-logs-"))
     console.print(f"[bold]wib-hub chaos[/]: {', '.join(faults)}; {apps} applications (+ their forwards) per fault, "
                   f"{args.workers} workers, outage {args.outage:.0f} s")
     t0 = time.monotonic()
     report = run_chaos(faults, applications=apps, workers=args.workers, outage=args.outage,
                        drain_timeout=args.drain_timeout, extra_env=extra, pg_server=args.pg_server,
-                       source_latency_ms=args.source_latency_ms,
+                       source_latency_ms=args.source_latency_ms, keep_logs=logs,
                        progress=lambda s: console.print(f"[dim]{time.monotonic() - t0:6.1f}s {s}[/]", markup=True))
     report.timings["total_s"] = round(time.monotonic() - t0, 1)
     render(report)
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2, default=str))
+    console.print(f"the hub processes' logs: {logs}")
     console.print(f"total {time.monotonic() - t0:.0f} s: " + ("[green]every fault survived[/]" if report.ok
                                                                else "[red]the hub did not survive every fault[/]"))
     return 0 if report.ok else 1

@@ -287,6 +287,12 @@ class Deployment:
                         p.start()
             time.sleep(0.2)
 
+    def mark(self, what: str) -> None:
+        """A line in every process's log (opened for appending: it lands between whole lines)."""
+        for p in [*self.hub_procs, self.sandbox]:
+            with open(p.log, "ab") as f:
+                f.write(f"=== {what} {time.strftime('%H:%M:%S')} ===\n".encode())
+
     def late_processes(self) -> list[Proc]:
         """An extra worker and an extra API (on a port of its own), started during an outage."""
         port = free_port()
@@ -771,6 +777,7 @@ def run_fault(kind: str, d: Deployment, traffic: Traffic, db: OwnDatabase, nodes
               applications: int, serial0: int, outage: float, drain_timeout: float,
               progress: Callable[[str], None] = lambda s: None) -> FaultResult:
     res = FaultResult(kind, applications=applications)
+    d.mark(f"phase {kind}")
     ledger, answers = traffic.ledger, traffic.answers
     s5, tr, o4 = Counter(answers.status_5xx), sum(answers.transport_errors.values()), Counter(answers.other_4xx)
     crashes0 = {p.name: p.crashes for p in d.hub_procs + [d.sandbox]}
@@ -888,20 +895,26 @@ class Report:
 _INTERESTING = ("error", "Traceback", "exception", "unreachable", "died", "lease", "failed")
 
 
-def _log_evidence(d: Deployment, label: str, limit: int = 12) -> list[str]:
+def _log_evidence(d: Deployment, label: str, limit: int = 6) -> list[str]:
+    """Per process and phase, the first line of each kind of error or warning (by its `event`)."""
     out = []
     for p in d.hub_procs + d.late:
-        lines = [ln for ln in p.log_tail(10 ** 7).splitlines()
-                 if any(w.lower() in ln.lower() for w in _INTERESTING)]
-        seen: set[str] = set()
-        for ln in lines:
-            key = ln[:120]
-            if key in seen:
+        phase = "start"
+        seen: set[tuple[str, str]] = set()
+        for ln in p.log_tail(10 ** 8).splitlines():
+            if ln.startswith("=== phase "):
+                phase = ln.split()[2]
                 continue
-            seen.add(key)
-            out.append(f"[{label} {p.name}] {ln[:400]}")
-            if len(seen) >= limit:
-                break
+            if not any(w.lower() in ln.lower() for w in _INTERESTING):
+                continue
+            try:
+                kind = json.loads(ln).get("event", ln[:60])
+            except ValueError:
+                kind = ln[:60] if not ln.startswith(" ") else "traceback"
+            if (phase, kind) in seen or sum(1 for ph, _ in seen if ph == phase) >= limit:
+                continue
+            seen.add((phase, kind))
+            out.append(f"[{label} {p.name} during {phase}] {ln[:500]}")
     return out
 
 
@@ -916,7 +929,8 @@ def _hub_commit() -> str:
 
 def _deployment_run(label: str, faults: Sequence[str], workdir: Path, db: OwnDatabase, nodes: Sequence[Node], *,
                     applications: int, workers: int, outage: float, drain_timeout: float, extra_env: dict[str, str],
-                    source_latency_ms: float, report: Report, progress: Callable[[str], None]) -> None:
+                    source_latency_ms: float, report: Report, progress: Callable[[str], None],
+                    keep_logs: Path | None = None) -> None:
     d = Deployment(workdir, db, [n.url for n in nodes], workers=workers, extra_env=extra_env,
                    source_latency_ms=source_latency_ms)
     t0 = time.monotonic()
@@ -968,6 +982,9 @@ def _deployment_run(label: str, faults: Sequence[str], workdir: Path, db: OwnDat
             and "not intact" not in verdict.lower()
     finally:
         report.misbehaviour += _log_evidence(d, label)
+        if keep_logs is not None:
+            import shutil
+            shutil.copytree(workdir / "logs", keep_logs / label, dirs_exist_ok=True)
         for p in d.hub_procs + [d.sandbox]:
             if p.exits:
                 report.misbehaviour.append(f"[{label} {p.name}] exits by itself: {p.exits[:6]}")
@@ -977,7 +994,7 @@ def _deployment_run(label: str, faults: Sequence[str], workdir: Path, db: OwnDat
 
 def run_chaos(faults: Sequence[str] = FAULTS, *, applications: int = 1000, workers: int = 2, outage: float = 3.0,
               drain_timeout: float = 90.0, extra_env: dict[str, str] | None = None, source_latency_ms: float = 100.0,
-              pg_server: str = PG_SERVER, progress: Callable[[str], None] = lambda s: None) -> Report:
+              keep_logs: Path | None = None, pg_server: str = PG_SERVER, progress: Callable[[str], None] = lambda s: None) -> Report:
     """Every fault kind of `faults` (single-node ones on one deployment, `cluster` on a second one on a
     3-node cluster started meanwhile); everything it made is removed afterwards."""
     unknown = set(faults) - set(FAULTS)
@@ -1010,7 +1027,7 @@ def run_chaos(faults: Sequence[str] = FAULTS, *, applications: int = 1000, worke
                 _deployment_run("single", single, Path(tmp) / "single", db, nodes, applications=applications,
                                 workers=workers, outage=outage, drain_timeout=drain_timeout,
                                 extra_env=extra_env, source_latency_ms=source_latency_ms, report=report,
-                                progress=progress)
+                                progress=progress, keep_logs=keep_logs)
             finally:
                 db.close()
         if "cluster" in faults:
@@ -1030,7 +1047,8 @@ def run_chaos(faults: Sequence[str] = FAULTS, *, applications: int = 1000, worke
                     _deployment_run("cluster", ["cluster"], Path(tmp) / "cluster", db, cluster_box["nodes"],
                                     applications=applications, workers=workers, outage=outage,
                                     drain_timeout=drain_timeout, extra_env=extra_env,
-                                    source_latency_ms=source_latency_ms, report=report, progress=progress)
+                                    source_latency_ms=source_latency_ms, report=report, progress=progress,
+                                    keep_logs=keep_logs)
                 finally:
                     db.close()
     return report
