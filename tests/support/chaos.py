@@ -48,6 +48,7 @@ FAULTS = ("worker", "api", "source", "broker", "database", "cluster")
 REGIONS = ("flanders", "wallonia")
 APPLICATION_FLOW = "single-permit.application-submitted"
 FORWARD_FLOW = "single-permit.admissible-to-dvz"
+WARMUP = 6              # applications sent and delivered before the first fault, not counted
 
 
 def pg_server_from_test_url(url: str | None) -> str:
@@ -947,14 +948,14 @@ def _deployment_run(label: str, faults: Sequence[str], workdir: Path, db: OwnDat
         ledger, answers = Ledger(), Answers()
         traffic = Traffic(d, ledger, answers)
         try:
-            traffic.submit("warmup", list(range(10)))
+            traffic.submit("warmup", list(range(WARMUP)))
             # the warm-up delivered (forwards included) before the first fault: what a fault holds up
             # is then its own kind's traffic
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 with ledger.lock:
                     fwds = sum(1 for m, ph in ledger.phase_of.items() if ph == "warmup" and m.startswith("fwd-"))
-                if fwds >= 10 and not ledger.outstanding("warmup"):
+                if fwds >= WARMUP and not ledger.outstanding("warmup"):
                     break
                 time.sleep(0.1)
             else:
