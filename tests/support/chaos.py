@@ -758,7 +758,8 @@ def inject(kind: str, d: Deployment, db: OwnDatabase, nodes: Sequence[Node], out
         by_port = {n.port: n for n in nodes}
         connected = [p for p, _ in peers.most_common() if p in by_port]
         victim = by_port[connected[0]] if connected else nodes[0]
-        notes.append(f"killed {victim.nodename} (workers' connections by node port: {dict(peers)})")
+        notes.append(f"killed {victim.nodename} (workers' connections per node: "
+                     f"{ {by_port[p].name: n for p, n in peers.items() if p in by_port} })")
         t0 = time.monotonic()
         victim.kill()
 
