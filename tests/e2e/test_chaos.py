@@ -67,4 +67,4 @@ def test_the_hub_survives_each_fault():
         left = {q: v for q, v in f.queues.items() if (".retry." in q or q.endswith(".parking")) and v}
         assert not left, f"{f.fault}: retry/parking queues not empty: {left}\n{summary}"
     assert report.audit_intact and all(report.audit_intact.values()), summary
-    assert took < 150, f"the chaos test took {took:.0f} s"
+    assert took < 240, f"the chaos test took {took:.0f} s"   # about 115 s alone on 2 cores
