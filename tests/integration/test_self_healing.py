@@ -162,6 +162,34 @@ def test_the_hub_starts_while_the_broker_is_down_and_relays_once_it_is_up(tmp_pa
         proxy.down()
 
 
+def test_a_cluster_url_moves_to_the_next_node_when_the_one_in_use_dies(tmp_path):
+    """HUB_BROKER_URL with one address per node: the connections move to a node that answers. (Two
+    proxies in front of one broker stand for two nodes; benchmarks/chaos.py kills real cluster nodes.)"""
+    nodes = [Proxy(*_target(AMQP_URL)), Proxy(*_target(AMQP_URL))]
+    for node in nodes:
+        node.up()
+    url = ",".join(_through(AMQP_URL, node) for node in nodes)
+    hub = build_hub(hub_settings(tmp_path / "data", sqlite_store(tmp_path / "hub.db"), url))
+    hub.start_workers()
+    try:
+        accepted = [_apply(hub, seed) for seed in range(3)]
+        assert wait_until(lambda: _delivered(hub) == 3, timeout=15)
+        for dead, alive in ((0, 1), (1, 0)):
+            nodes[dead].down()
+            nodes[alive].up()
+            accepted += [_apply(hub, seed) for seed in range(len(accepted), len(accepted) + 3)]
+            assert wait_until(lambda: _delivered(hub) == len(accepted), timeout=15), f"node {dead} down"
+        time.sleep(0.5)
+        with hub.engine.connect() as conn:
+            assert sorted(conn.execute(select(deliveries.c.message_id)).scalars()) == sorted(accepted)
+    finally:
+        for node in nodes:
+            node.up()
+        shut_down(hub)
+        for node in nodes:
+            node.down()
+
+
 class _Slow:
     """A source that answers after `delay_s`, counting its calls."""
 
@@ -255,6 +283,7 @@ def test_a_living_holder_renews_its_lease_while_its_sources_are_slow(tmp_path):
         done = []
         t = threading.Thread(target=lambda: done.append(holder.run_once()))
         t.start()
+        assert wait_until(lambda: job().claimed_by == "slow", timeout=5)
         took = 0
         while t.is_alive():                       # the other enricher keeps trying all the while
             took += other.run_once()

@@ -83,7 +83,7 @@ class EmbeddedTransport(ConsumesSingly):
         path: str | Path,
         *,
         retry: RetryPolicy = RetryPolicy(),
-        lease_s: float = 30.0,
+        lease_s: float = 10.0,   # a consumer killed mid-claim: its rows come back within 10 s
         idle_min_s: float = 0.02,
         idle_max_s: float = 0.2,
     ) -> None:
