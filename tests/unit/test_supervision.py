@@ -169,3 +169,27 @@ def test_the_relay_survives_its_store_and_its_listener(monkeypatch):
     events = [e["event"] for e in logs]
     assert events.count("relay.unavailable") == 1 and events.count("relay.recovered") == 1
     assert events.count("relay.listener.unavailable") == 1 and events.count("relay.listener.recovered") == 1
+
+
+def test_the_router_says_unavailable_when_the_store_is_away():
+    """So that the transport retries without spending an attempt (no parking during an outage)."""
+    from sqlalchemy.exc import OperationalError
+
+    from hub.domain import samples
+    from hub.domain.envelope import Envelope
+    from hub.infra.transport import Delivery, Unavailable
+    from hub.messaging.router import Router
+    from hub.registry import load
+
+    registry = load().registry
+
+    class StoreAway:
+        def write(self, fn):
+            raise OperationalError("INSERT", {}, OSError("server closed the connection unexpectedly"))
+
+    env = Envelope(message_id="m-1", flow_id="single-permit.application-submitted", sender="portal",
+                   recipients=("region.flanders",), purpose="p", correlation_id="c",
+                   payload=samples.synthetic_application(1))
+    router = Router(registry, StoreAway(), SimpleNamespace())  # type: ignore[arg-type]
+    with pytest.raises(Unavailable):
+        router.handle_batch([Delivery("hub.route", "m-1", env.to_bytes(), {}, 1, False)])

@@ -17,6 +17,7 @@ from hub.infra.transport.base import (
     Retry,
     Transport,
     TransportError,
+    Unavailable,
 )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "RetryPolicy",
     "Transport",
     "TransportError",
+    "Unavailable",
     "open_transport",
     "split_urls",
 ]

@@ -382,7 +382,7 @@ class AmqpTransport(ConsumesSingly):
             # The copy is confirmed before the original is acked: a crash in between duplicates,
             # it never loses.
             self.publish(retry_queue(queue, decision.delay_ms), delivery.message_id,
-                         body, {**delivery.headers, "x-attempt": delivery.attempt + 1})
+                         body, {**delivery.headers, "x-attempt": decision.next_attempt(delivery.attempt)})
         ch.basic_ack(method.delivery_tag)
 
     def parked(self, queue: str) -> list[Delivery]:
