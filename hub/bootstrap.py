@@ -17,11 +17,12 @@ from hub.audit.checkpoints import ensure_key
 from hub.domain.clocks import ClockRules
 from hub.domain.consultation import Consultation
 from hub.domain.designations import Designations
+from hub.domain.envelope import utcnow
 from hub.domain.flows import Registry
 from hub.infra import oplog
 from hub.infra.auth import Client, StoredReplayCache, TokenIssuer, ensure_clients_file, ensure_token_key, load_clients
 from hub.infra.settings import ConfigurationError, Settings, Unreachable, safe_url, settings_errors
-from hub.infra.store import migrate, open_engine
+from hub.infra.store import heartbeats, migrate, open_engine
 from hub.infra.store.db import check_reachable
 from hub.infra.store.unit_of_work import UnitOfWork
 from hub.infra.transport import Transport, open_transport
@@ -59,8 +60,10 @@ class Hub:
                                opens={"professional_card": self.settings.professional_card_start})
         self.enrichment = Enrichment(self.registry, self.work, self.sources, on_complete=self.wake.set,
                                      parallel=self.settings.enrich_parallel,
-                                     retry_max_s=self.settings.enrich_retry_max_seconds)
+                                     retry_max_s=self.settings.enrich_retry_max_seconds,
+                                     lease_s=self.settings.enrich_lease_seconds)
         self.runtime = Runtime(self)
+        self.enrichment.holder = self.runtime.process_id
 
     # contracts/, as loaded and checked at start-up
     @property
@@ -84,6 +87,11 @@ class Hub:
         return self.work.reads
 
     @property
+    def queues(self) -> list[str]:
+        """What the workers need declared on the broker: the route queue and every party queue."""
+        return hub_queues(self.settings, self.registry)
+
+    @property
     def route_queue(self) -> str:
         return self.settings.queue_prefix + ROUTE_QUEUE
 
@@ -95,26 +103,41 @@ class Hub:
                       queue_prefix=self.settings.queue_prefix, on_enrichment_pending=self.enrich_wake.set,
                       designations=self.designations)
 
-    def start_workers(self, routers: int = 1) -> None:
-        """Outbox relay, route consumers, enricher and the periodic work, as threads of this process
-        (`serve`, `worker`)."""
-        self.runtime.start(routers)
+    def start_workers(self, routers: int = 1, *, role: str = "worker") -> None:
+        """Outbox relay, route consumers, enricher and the periodic work, as supervised threads of
+        this process (`serve`, `worker`)."""
+        self.runtime.start(routers, role=role)
 
     def stop_workers(self) -> None:
         self.runtime.stop()
 
+    def workers(self) -> list[dict]:
+        """The hub processes whose workers beat lately (their rows in the store), for /readyz."""
+        now = utcnow()
+        try:
+            fresh, _ = heartbeats.alive(self.reads, now, 3 * max(self.settings.heartbeat_seconds, 1.0))
+        except Exception:  # noqa: BLE001 - the store was just reachable; a race is "none known"
+            return []
+        return [{"process": r["process_id"], "role": r["role"], "threads": r["threads"],
+                 "beat_age_s": round((now - heartbeats.aware(r["beat_at"])).total_seconds(), 1)} for r in fresh]
+
     def ready(self) -> dict[str, bool]:
+        """What this process can reach: the store (it cannot accept without it) and the broker (the
+        API accepts without it, into the outbox; the workers wait for it); and, in a process
+        running workers, whether they all run."""
         checks = {"store": False, "broker": False}
         try:
             with self.reads.connect() as conn:
                 conn.execute(text("SELECT 1"))
             checks["store"] = True
-        except Exception:
-            log.warning("store_not_ready")
+        except Exception:  # noqa: BLE001 - not ready is the answer
+            pass
         try:
             checks["broker"] = bool(self.transport.ping())
-        except Exception:
-            log.warning("broker_not_ready")
+        except Exception:  # noqa: BLE001
+            pass
+        if self.runtime.started:
+            checks["workers"] = self.runtime.live()[0]
         return checks
 
     def close(self) -> None:
@@ -146,7 +169,7 @@ def build_hub(settings: Settings | None = None, *, contracts: Contracts | None =
     clients = read_clients(clients_file)
     check_token_url(settings, clients, clients_file)   # before anything is opened
     transport = open_broker(settings, hub_queues(settings, registry))   # before the store: a broker
-    try:                                                                  # that does not answer leaves it untouched
+    try:                                                                  # misconfigured leaves it untouched
         work = open_work(settings, seal=True, migrate_store=True)
     except BaseException:
         transport.close()
@@ -195,31 +218,49 @@ def hub_queues(settings: Settings, registry: Registry) -> list[str]:
         if party.delivery == "queue"]
 
 
+# What a broker says when it is configured wrongly (it never will answer) rather than down for now
+# (refused, no answer, no route: it may be back in a minute): the hub refuses to start on the
+# former, and starts anyway and waits on the latter.
+_BROKER_WRONG = ("authentication refused", "access to virtual host", "unknown host", "not a broker URL")
+
+
 def open_broker(settings: Settings, queues: Sequence[str] = ()) -> Transport:
-    """The transport of the settings with `queues` declared; a broker that does not answer is a
-    line naming it (`broker amqp://host:5672/%2F unreachable: connection refused`)."""
-    from hub.infra.transport import TransportError
+    """The transport of the settings with `queues` declared. A broker configured wrongly (unknown
+    host, user or password refused, a virtual host not there) is a line naming it, and the process
+    does not start; one that is down (connection refused, no answer) is one warning, and the hub
+    starts without it: the API accepts into the outbox, the workers declare the queues and relay
+    once it answers (hub.runtime)."""
+    from hub.infra.transport import TransportError, split_urls
     url = settings.resolved_broker_url()
-    reason = probe_broker(url)
-    if reason:
-        raise Unreachable("broker", "HUB_BROKER_URL", url, reason)
+    reasons = [(u, probe_broker(u)) for u in split_urls(url)]
+    wrong = [(u, r) for u, r in reasons if r and r.startswith(_BROKER_WRONG)]
+    if wrong:
+        raise Unreachable("broker", "HUB_BROKER_URL", *wrong[0])
     try:
         transport = open_transport(url)
     except ValueError as err:
         raise ConfigurationError("environment", "HUB_BROKER_URL", f"{err} (got {safe_url(url)!r})") from None
+    if all(r for _, r in reasons):   # not one node answers: start, and wait for it
+        log.warning("broker.unavailable", broker=", ".join(safe_url(u) for u, _ in reasons),
+                    reason=reasons[0][1], meanwhile="accepting into the outbox; workers wait for the broker")
+        return transport
     try:
         for queue in queues:
             transport.declare(queue)
     except (TransportError, OSError) as err:
-        transport.close()
         reason = str(err).removeprefix("broker unreachable: ")
-        raise Unreachable("broker", "HUB_BROKER_URL", url, reason) from None
+        if reason.startswith(_BROKER_WRONG) or not str(err).startswith("broker unreachable"):
+            transport.close()
+            raise Unreachable("broker", "HUB_BROKER_URL", url, reason) from None
+        log.warning("broker.unavailable", broker=safe_url(url), reason=reason,
+                    meanwhile="accepting into the outbox; workers wait for the broker")
     return transport
 
 
 def probe_broker(url: str, timeout_s: float = 5.0) -> str | None:
-    """One connection attempt to a RabbitMQ URL (no retries, a short timeout): None when it answers,
-    else why not in a few words (`connection refused at h:5672`, `unknown host 'h'`). Other URLs: None."""
+    """One connection attempt to one RabbitMQ address (no retries, a short timeout): None when it
+    answers, else why not in a few words (`connection refused at h:5672`, `unknown host 'h'`).
+    Other URLs: None."""
     if url.partition("://")[0].lower() not in ("amqp", "amqps"):
         return None
     import pika

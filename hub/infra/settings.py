@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     source_timeout_seconds: float = Field(5.0, description="timeout of one call to a source")
     enrich_parallel: int = Field(16, description="concurrent source calls of the enricher")
     enrich_retry_max_seconds: float = Field(30.0, description="longest wait before a pending enrichment is tried again")
+    enrich_lease_seconds: float = Field(10.0, gt=0, description="how long an enricher holds a job without renewing "
+                                        "it (renewed every third of it while its calls run); a dead holder's jobs "
+                                        "are taken over after this")
+    heartbeat_seconds: float = Field(5.0, ge=0, description="how often a process with workers writes its heartbeat "
+                                     "to the store (`wib-hub doctor`, /readyz); 0: never")
     office_hours: str = Field("Mon-Fri 08:00-18:00 Europe/Brussels", description="the security officer's report flags consultations outside these hours")
     audit_key_file: Path | None = Field(None, description="Ed25519 private key (PEM) signing audit checkpoints; default: generated into data_dir (mode 0600)")
     audit_checkpoint_events: int = Field(1000, description="sign a checkpoint of the audit chain every N events")

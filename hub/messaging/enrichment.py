@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import random
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from hub.infra.store.schema import dossiers, enrichment_jobs, enrichments, messa
 from hub.infra.store.unit_of_work import Batch, UnitOfWork
 from hub.infra.store.upsert import insert_ignore
 from hub.ports import Enricher, EnrichmentRecord, SourceRefused, SourceUnavailable, Subject
+from hub.ports.oplog import Condition
 
 log = structlog.get_logger("hub.messaging.enrichment")
 
@@ -148,9 +150,10 @@ class Enrichment:
     parallel: int = 16
     batch: int = 50
     retry_max_s: float = 30.0
-    lease_s: float = 120.0             # longer than every source's timeout × retries
+    lease_s: float = 10.0              # renewed every third of it while the calls run
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
+    holder: str = field(default_factory=lambda: f"enricher-{uuid.uuid4().hex[:12]}")
 
     def __post_init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="enrich")
@@ -178,6 +181,7 @@ class Enrichment:
             calls = {name: self.pool.submit(self._call, name, subject)
                      for name in wanted if (job["message_id"], name) not in have}
             plans.append((job, msg, flow, wanted, calls))
+        self._await([f for *_, calls in plans for f in calls.values()], [j["message_id"] for j in jobs])
         done = 0
         for job, msg, flow, wanted, calls in plans:
             results = {name: future.result() for name, future in calls.items()}
@@ -186,9 +190,29 @@ class Enrichment:
             self.on_complete()
         return done
 
+    def _await(self, futures: list[Any], held: list[str]) -> None:
+        """Wait for the source calls, renewing the lease on `held` every third of it: a living
+        holder keeps its jobs however long the sources take, a dead one loses them within lease_s."""
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=self.lease_s / 3)
+            if pending:
+                self._renew(held)
+
+    def _renew(self, held: list[str]) -> None:
+        try:
+            with self.work.engine.begin() as conn:
+                conn.execute(update(enrichment_jobs).where(
+                    enrichment_jobs.c.message_id.in_(held), enrichment_jobs.c.state == "pending",
+                    enrichment_jobs.c.claimed_by == self.holder,
+                ).values(next_attempt_at=self.clock() + timedelta(seconds=self.lease_s)))
+        except Exception as err:  # noqa: BLE001 - the store is away: the lease may lapse, the work stays once
+            log.warning("enrichment_lease_not_renewed", error=type(err).__name__, jobs=len(held))
+
     def _claim(self, now: datetime) -> list[dict[str, Any]]:
-        """Take the due jobs for a while (a lease), so that enrichers in other worker processes
-        leave them alone; a crashed worker's jobs come back when the lease runs out."""
+        """Take the due jobs for a while (a lease of lease_s, renewed while their calls run), so that
+        enrichers in other worker processes leave them alone; a dead holder's jobs come back when
+        its lease runs out."""
         with self.work.engine.begin() as conn:   # a lease is bookkeeping: no audit event
             due = select(enrichment_jobs).where(enrichment_jobs.c.state == "pending",
                                                 enrichment_jobs.c.next_attempt_at <= now) \
@@ -199,7 +223,7 @@ class Enrichment:
             if jobs:
                 conn.execute(update(enrichment_jobs)
                              .where(enrichment_jobs.c.message_id.in_([j["message_id"] for j in jobs]))
-                             .values(next_attempt_at=now + timedelta(seconds=self.lease_s)))
+                             .values(next_attempt_at=now + timedelta(seconds=self.lease_s), claimed_by=self.holder))
         return jobs
 
     def _call(self, name: str, subject: Subject) -> EnrichmentRecord | Exception:
@@ -216,6 +240,8 @@ class Enrichment:
         missing = [n for n, r in results.items() if isinstance(r, SourceUnavailable)]
         complete = not missing
 
+        taken_over: list[bool] = []
+
         def write(w: Batch) -> list[AuditEvent]:
             events, rows = [], []
             for name, result in results.items():
@@ -229,8 +255,16 @@ class Enrichment:
                     actor=PLATFORM, purpose=flow.purpose, legal_basis=flow.legal_basis, data_categories=[SOCIAL_SECURITY],
                     reason=f"{name} {row['status']} ({row['contract']} {row['contract_version']}, "
                            f"{row['elapsed_ms']} ms)", payload_hash=payload_hash(row["data"])))
+            # still ours? A holder whose lease lapsed (a pause, a lost store) and was taken over
+            # stores nothing: the one that took the job over does the work, once
+            ours = w.conn.execute(update(enrichment_jobs).where(
+                enrichment_jobs.c.message_id == msg["id"], enrichment_jobs.c.state == "pending",
+                enrichment_jobs.c.claimed_by == self.holder).values(claimed_by=self.holder)).rowcount
+            if not ours:
+                taken_over.append(True)
+                return []
             insert_ignore(w.conn, enrichments, rows, ("message_id", "source"))
-            values: dict[str, Any] = dict(sources=wanted, attempts=job["attempts"] + 1)
+            values: dict[str, Any] = dict(sources=wanted, attempts=job["attempts"] + 1, claimed_by=None)
             if complete:
                 values.update(state="done", completed_at=now, last_error=None)
                 w.conn.execute(outbox.insert().values(message_id=msg["id"], created_at=now))
@@ -247,6 +281,9 @@ class Enrichment:
             return events
 
         self.work.write(write)
+        if taken_over:
+            log.info("enrichment_taken_over", message_id=msg["id"])
+            return 0
         if not complete:
             log.warning("enrichment_pending", message_id=msg["id"], sources=missing, attempt=job["attempts"] + 1)
         return int(complete)
@@ -292,13 +329,21 @@ class Enrichment:
         """The wait before the next pass over a job still waiting for a source (capped at retry_max_s)."""
         return self.backoff.delay(attempts, self.rng)
 
-    def run(self, stop: threading.Event, wake: threading.Event, idle_s: float = 0.2) -> None:
+    def run(self, stop: threading.Event, wake: threading.Event, idle_s: float = 0.2,
+            beat: Callable[[], None] = lambda: None) -> None:
+        """Pass over the due jobs until stopped; a pass that fails (the store away) is logged once
+        per change of state and tried again; the jobs stay pending."""
+        passes = Condition(log, "enrichment")
         while not stop.is_set():
+            beat()
             try:
-                if self.run_once():
+                done = self.run_once()
+                passes.ok()
+                if done:
                     continue
             except Exception as err:  # noqa: BLE001 - keep the worker alive; the job stays pending
-                log.error("enrichment_pass_failed", error=type(err).__name__)
+                passes.failed(err, meanwhile="the jobs stay pending")
+                stop.wait(1.0)
             wake.wait(idle_s)
             wake.clear()
 

@@ -22,11 +22,13 @@ from sqlalchemy import select, update
 from hub.audit import AuditEvent
 from hub.domain.envelope import Envelope, utcnow
 from hub.domain.parties import PLATFORM
+from hub.domain.retry import Backoff
 from hub.infra.store.notify import OutboxListener, listener_for
 from hub.infra.store.schema import messages, outbox
 from hub.infra.store.unit_of_work import UnitOfWork
 from hub.infra.transport import Transport
 from hub.messaging.queues import ROUTE_QUEUE
+from hub.ports.oplog import Condition
 
 __all__ = ["Relay"]
 
@@ -67,24 +69,47 @@ class Relay:
                 reason=self.queue) for e in envelopes])
         return len(rows)
 
-    def run(self, stop: threading.Event, wake: threading.Event, poll_s: float = 0.25) -> None:
+    def run(self, stop: threading.Event, wake: threading.Event, poll_s: float = 0.25,
+            beat: Callable[[], None] = lambda: None) -> None:
         """Relay until stopped; between batches, wait for news (in-process wake, or a PostgreSQL
-        notification from another process) or `poll_s` at most."""
-        listener = listener_for(self.work.engine)
+        notification from another process) or `poll_s` at most. Neither the store nor the broker
+        going away ends it: a failed batch is tried again with back-off, and a lost listener falls
+        back to polling every `poll_s` while a new one is opened every few seconds. `beat` is
+        called every turn (the runtime's heartbeat)."""
+        listener: OutboxListener | None = None
+        listen_at = 0.0                      # when to (re)open the listener
+        relaying = Condition(log, "relay", queue=self.queue)
+        listening = Condition(log, "relay.listener")
+        failures = 0
         try:
             while not stop.is_set():
+                beat()
+                if listener is None and time.monotonic() >= listen_at:
+                    try:
+                        listener = listener_for(self.work.engine)
+                        listening.ok()
+                    except Exception as err:  # noqa: BLE001 - polling meanwhile
+                        listening.failed(err, meanwhile=f"polling every {poll_s} s")
+                    listen_at = time.monotonic() + _RELISTEN_S
                 try:
                     moved = self.run_once()
-                except Exception:  # the broker or the store is away: wait and try again, lose nothing
-                    log.exception("relay_failed")
-                    stop.wait(1.0)
+                except Exception as err:  # noqa: BLE001 - the broker or the store is away: lose nothing
+                    relaying.failed(err, meanwhile="the outbox keeps the messages; retrying with back-off")
+                    stop.wait(_RETRY.delay(failures))
+                    failures += 1
                     continue
+                relaying.ok()
+                failures = 0
                 if moved < self.batch:
-                    self._idle(wake, listener, poll_s)
+                    try:
+                        self._idle(wake, listener, poll_s)
+                    except Exception as err:  # noqa: BLE001 - the listener's connection is gone
+                        listening.failed(err, meanwhile=f"polling every {poll_s} s")
+                        _close(listener)
+                        listener, listen_at = None, time.monotonic() + _RELISTEN_S
                     wake.clear()
         finally:
-            if listener is not None:
-                listener.close()
+            _close(listener)
 
     @staticmethod
     def _idle(wake: threading.Event, listener: OutboxListener | None, poll_s: float) -> None:
@@ -95,6 +120,18 @@ class Relay:
         while not wake.is_set() and time.monotonic() < deadline:
             if listener.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
                 return
+
+
+_RETRY = Backoff(base_s=0.2, cap_s=5.0, jitter=0.5)   # a failed batch: 0.1–0.2 s doubling, up to 5 s
+_RELISTEN_S = 2.0                                      # a lost listener: a new one tried this often
+
+
+def _close(listener: OutboxListener | None) -> None:
+    if listener is not None:
+        try:
+            listener.close()
+        except Exception:  # noqa: BLE001 - its connection is gone already
+            pass
 
 
 def envelope_of(m: Any) -> Envelope:

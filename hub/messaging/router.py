@@ -26,10 +26,11 @@ from hub.domain.designations import Designations
 from hub.domain.envelope import Envelope, utcnow
 from hub.domain.errors import HubError
 from hub.domain.flows import Registry
+from hub.infra.store.db import is_unavailable
 from hub.infra.store.schema import deliveries, dossiers
 from hub.infra.store.unit_of_work import Batch, UnitOfWork
 from hub.infra.store.upsert import insert_ignore
-from hub.infra.transport import Delivery, Reject, Transport
+from hub.infra.transport import Delivery, Reject, Transport, Unavailable
 from hub.messaging import enrichment
 from hub.messaging.inbox import inbox_item_bytes
 from hub.messaging.queues import ROUTE_QUEUE, party_queue
@@ -69,7 +70,12 @@ class Router:
             return [self._delivered(by_id[r["message_id"]], r) for r in rows
                     if (r["message_id"], r["recipient"]) in new]
 
-        self.work.write(write)
+        try:
+            self.work.write(write)
+        except Exception as err:
+            if is_unavailable(err):   # the store is away: later, without spending an attempt
+                raise Unavailable(type(err).__name__) from err
+            raise
         if waiting:
             self.on_enrichment_pending()
         self._push_to_party_queues(rows)

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.interfaces.cli.main import app
+from tests.support.served import wait_until
 
 
 def _clean_env(**values: str) -> dict[str, str | None]:
@@ -31,7 +32,7 @@ def _row(output: str, check: str) -> str:
 
 
 CHECKS = ("settings", "data directory", "contracts", "store reachable", "migrations at head", "broker reachable",
-          "queues declared", "token key", "audit signing key", "clients file", "sources")
+          "queues declared", "workers alive", "token key", "audit signing key", "clients file", "sources")
 
 
 def test_green_on_a_fresh_embedded_default_and_creates_nothing(tmp_path):
@@ -50,9 +51,15 @@ def test_green_after_the_embedded_hub_started(tmp_path):
     from hub.bootstrap import build_hub
     from hub.infra.settings import Settings
     data = tmp_path / "var"
-    build_hub(Settings(data_dir=data)).close()
-    result = _doctor(_clean_env(HUB_DATA_DIR=str(data)))
+    hub = build_hub(Settings(data_dir=data))
+    hub.start_workers(role="serve")
+    try:
+        assert wait_until(lambda: hub.workers(), timeout=10)
+        result = _doctor(_clean_env(HUB_DATA_DIR=str(data)))
+    finally:
+        hub.close()
     assert result.exit_code == 0, result.output
+    assert "1 process (serve " in _row(result.output, "workers alive"), result.output
     assert "!" not in "".join(line[:4] for line in result.output.splitlines() if "│" in line), result.output
     assert "at head" in _row(result.output, "migrations at head")
     assert "mode 0600" in _row(result.output, "token key")
@@ -68,16 +75,20 @@ def test_green_on_postgresql_and_rabbitmq(tmp_path, pg_schema_url, amqp_url):
     settings = Settings(data_dir=tmp_path / "var", database_url=pg_schema_url, broker_url=amqp_url,
                         queue_prefix=prefix)
     hub = build_hub(settings)
+    hub.start_workers()
     try:
+        assert wait_until(lambda: hub.workers(), timeout=10)
         result = _doctor(_clean_env(HUB_DATA_DIR=str(tmp_path / "var"), HUB_DATABASE_URL=pg_schema_url,
                                     HUB_BROKER_URL=amqp_url, HUB_QUEUE_PREFIX=prefix))
         assert result.exit_code == 0, result.output
-        assert "✗" not in result.output
+        assert "!" not in "".join(line[:4] for line in result.output.splitlines() if "│" in line), result.output
+        assert "1 process (worker " in _row(result.output, "workers alive")
         assert "at head" in _row(result.output, "migrations at head")
         assert "answers" in _row(result.output, "broker reachable")
         assert "declared" in _row(result.output, "queues declared")
         assert "guest@" not in result.output and ":guest" not in result.output
     finally:
+        hub.stop_workers()
         for queue in hub_queues(settings, hub.registry):
             hub.transport.delete(queue)
         hub.close()

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from hub.infra.transport import Delivery, Reject, Retry, TransportError
+from hub.infra.transport import Delivery, Reject, Retry, TransportError, Unavailable
 from tests.support.transport import Crash, collect, consume_batch, wait_until
 
 # --- the happy path ---------------------------------------------------------------------------
@@ -137,6 +137,23 @@ def test_exhausted_attempts_park_the_message(broker):
     assert [(d.message_id, d.body, d.attempt, dict(d.headers)) for d in parked] == [("poison", b"x", 3, {"k": "v"})]
     assert len(t.parked(q)) == 1, "reading the parking queue leaves it in place"
     assert t.depth(q) == 0
+
+
+def test_a_server_away_spends_no_attempt_so_a_long_outage_parks_nothing(broker):
+    t = broker.open()  # max_attempts=3
+    q = broker.queue(t)
+    t.publish(q, "m-out", b"x")
+
+    def store_away(d: Delivery) -> None:
+        if len(seen) <= 6:   # twice the attempts the policy allows
+            raise Unavailable("OperationalError")
+
+    seen: list[Delivery] = []
+    broker.consume(t, q, collect(seen, store_away))
+    wait_until(lambda: len(seen) == 7)
+    time.sleep(0.2)
+    assert [d.attempt for d in seen] == [1] * 7 and len(seen) == 7
+    assert t.parked(q) == [] and t.depth(q) == 0
 
 
 def test_reject_parks_at_once(broker):

@@ -51,12 +51,41 @@ def _one_line(code: int, lines: list[str], *names: str, secret: str = "s3cret") 
     return line
 
 
-@pytest.mark.parametrize("command", [["serve", "--port", "18999"], ["api", "--port", "18999"], ["worker"]])
-def test_a_broker_on_a_closed_port_is_one_line_naming_host_and_port(cli, command):
-    port = _closed_port()
-    code, lines = cli({"HUB_BROKER_URL": f"amqp://guest:s3cret@127.0.0.1:{port}/%2F"}, *command)
-    line = _one_line(code, lines, f"127.0.0.1:{port}", "unreachable")
-    assert line.startswith(f"broker amqp://127.0.0.1:{port}/%2F unreachable: connection refused")
+def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_") or k.startswith("HUB_TEST_")}
+    env.update(HUB_DATA_DIR=str(tmp_path / "var"), **extra)
+    return env
+
+
+def test_a_broker_that_is_down_is_waited_for_in_one_line(tmp_path):
+    """A broker that is down (connection refused) is not a configuration error: the API starts and
+    accepts into the outbox, and says so once (issue: a restart during a broker outage took the whole
+    intake down). A broker configured wrongly still stops it (the tests below)."""
+    import httpx
+
+    from tests.support.served import free_port
+    port, broker = free_port(), _closed_port()
+    env = _clean_env(tmp_path, HUB_BROKER_URL=f"amqp://guest:s3cret@127.0.0.1:{broker}/%2F", HUB_PORT=str(port))
+    api = subprocess.Popen([str(WIB_HUB), "api"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        ready = None
+        for _ in range(300):
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=1, trust_env=False)
+                break
+            except httpx.HTTPError:
+                assert api.poll() is None, api.communicate()
+                import time
+                time.sleep(0.1)
+        assert ready is not None and ready.status_code == 200, ready
+        assert ready.json()["checks"] == {"store": True, "broker": False}
+    finally:
+        api.terminate()
+        out, err = api.communicate(timeout=30)
+    assert api.returncode in (0, -15), err    # uvicorn ends a SIGTERM by raising it again once shut down
+    waiting = [line for line in err.splitlines() if "broker.unavailable" in line]
+    assert len(waiting) == 1 and f"127.0.0.1:{broker}" in waiting[0] and "s3cret" not in err, err
 
 
 def test_an_unknown_broker_host_is_named(cli):
@@ -118,12 +147,17 @@ def test_a_store_on_a_closed_port_is_one_line_without_password(cli):
 
 def test_the_installed_command_prints_one_line(tmp_path):
     """The reported case, end to end: 141 lines ending in gaierror before."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_") or k.startswith("HUB_TEST_")}
-    env.update(HUB_DATA_DIR=str(tmp_path / "var"), HUB_BROKER_URL="amqp://nohost.invalid")
+    env = _clean_env(tmp_path, HUB_BROKER_URL="amqp://nohost.invalid")
     done = subprocess.run([str(WIB_HUB), "serve", "--port", "18999"], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert done.returncode == 2 and lines == ["broker amqp://nohost.invalid:5672/ unreachable: unknown host 'nohost.invalid'"]
+
+
+def test_one_wrong_node_of_a_cluster_is_named(cli, amqp_url):
+    code, lines = cli({"HUB_BROKER_URL": f"{amqp_url},amqp://guest:s3cret@nohost.invalid:5672/%2F"},
+                      "serve", "--port", "18999")
+    assert "nohost.invalid:5672" in _one_line(code, lines)
 
 
 def test_a_wrong_broker_password_is_named_without_it(cli, amqp_url):

@@ -100,7 +100,7 @@ def test_each_operation_declares_its_body_its_answers_and_its_problems(doc, meth
         else:
             assert media == {"application/json": {"schema": {"$ref": f"#/components/schemas/{what}"}}}
             assert what in doc["components"]["schemas"]
-    common = {401, 429, 431} | ({400} if op.get("parameters") or content else set()) | ({413, 415} if content else set())
+    common = {401, 429, 431, 503} | ({400} if op.get("parameters") or content else set()) | ({413, 415} if content else set())
     declared = {int(s) for s in responses if not s.startswith("2")}
     assert declared == own | common, (method, path, declared ^ (own | common))
     for status in declared:

@@ -44,9 +44,37 @@ def open_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
-    # no pre-ping: it costs a round trip per transaction; a connection the server dropped is
-    # invalidated on its first error and the pool reconnects
-    return create_engine(url, pool_size=16, max_overflow=16, pool_recycle=1800)
+    # pre-ping: a pooled connection the server dropped (a restart, a failover, a terminated
+    # backend) is found dead at checkout and replaced, instead of failing the request that drew it;
+    # one round trip per checkout, a few per message. While the server is really down, the error
+    # reaches the caller, which answers 503 (is_unavailable).
+    return create_engine(url, pool_size=16, max_overflow=16, pool_recycle=1800, pool_pre_ping=True,
+                         pool_timeout=10)
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    return DBAPIError, PoolTimeout, psycopg.Error
+
+
+STORE_ERRORS = _store_errors()
+"""What the store's driver and pool raise (is_unavailable tells an outage from a fault)."""
+
+
+def is_unavailable(err: BaseException) -> bool:
+    """The store is away (its server down or restarting, a connection lost, the pool exhausted, a
+    SQLite file locked beyond its timeout), not a fault of the request or of the code: the caller
+    may try again in a moment."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    if isinstance(err, PoolTimeout):
+        return True
+    if isinstance(err, DBAPIError):
+        return bool(err.connection_invalidated) or isinstance(err, (OperationalError, InterfaceError))
+    import psycopg
+    return isinstance(err, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
 READ_ONLY = "hub_read_only"

@@ -152,6 +152,8 @@ enrichment_jobs = Table(
     Column("last_error", Text),                     # source names and error kinds only
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True)),
+    # the worker process whose lease (until next_attempt_at) it is; renewed while its calls run
+    Column("claimed_by", String(120)),
 )
 Index("ix_enrichment_jobs_due", enrichment_jobs.c.state, enrichment_jobs.c.next_attempt_at)
 
@@ -245,4 +247,17 @@ assertion_ids = Table(
     Column("client_id", String(64), primary_key=True),
     Column("jti_sha256", String(64), primary_key=True),
     Column("expires_at", Float, nullable=False, index=True),   # seconds since the epoch
+)
+
+# One row per running hub process with workers (hub/runtime.py): its threads and when it last beat.
+# Operational, no personal data; a process that stops removes its row, one that died goes stale.
+worker_heartbeats = Table(
+    "worker_heartbeats", metadata,
+    Column("process_id", String(120), primary_key=True),   # host:pid:random
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("role", String(16), nullable=False),            # worker | serve
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("beat_at", DateTime(timezone=True), nullable=False),
+    Column("threads", Json, nullable=False),               # name → alive, vital, restarts, beat_age_s
 )

@@ -4,6 +4,7 @@ in-memory one for tests (memory).
 The port (base) knows no adapter; `open_transport` here picks one by the URL's scheme, importing it
 only then (pika is not loaded by a hub on the embedded transport).
 """
+import re
 from typing import Any
 
 from hub.domain.retry import RetryPolicy
@@ -16,6 +17,7 @@ from hub.infra.transport.base import (
     Retry,
     Transport,
     TransportError,
+    Unavailable,
 )
 
 __all__ = [
@@ -28,8 +30,17 @@ __all__ = [
     "RetryPolicy",
     "Transport",
     "TransportError",
+    "Unavailable",
     "open_transport",
+    "split_urls",
 ]
+
+
+def split_urls(url: str) -> list[str]:
+    """The addresses of a broker URL: one, or several separated by commas, one per node of a RabbitMQ
+    cluster (`amqp://u:p@node1:5672/%2F,amqp://u:p@node2:5672/%2F`); a comma inside one URL (its
+    password, say) stays, since only a comma followed by a scheme separates two."""
+    return [u.strip() for u in re.split(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)", url.strip()) if u.strip()]
 
 
 def open_transport(url: str, *, retry: RetryPolicy = RetryPolicy(), **kw: Any) -> Transport:

@@ -26,6 +26,8 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
 from hub.domain.retry import Backoff, RetryPolicy
+from hub.ports.oplog import Condition
+from hub.infra.transport import split_urls
 from hub.infra.transport.base import (
     BatchHandler, ConsumesSingly, Delivery, Handler, Item, PublishNotConfirmed, TransportError,
     batch_prefetch, fixed_schedule, parking_queue,
@@ -89,13 +91,23 @@ def connection_reason(error: BaseException, params: pika.ConnectionParameters | 
     return type(error).__name__
 
 
+def _parameters_of(url: str) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    query = parse_qs(urlsplit(url).query)
+    if "heartbeat" not in query:
+        params.heartbeat = 30
+    if "blocked_connection_timeout" not in query:
+        params.blocked_connection_timeout = 60
+    return params
+
+
 def retry_queue(queue: str, delay_ms: int) -> str:
     return f"{queue}.retry.{delay_ms}"
 
 
-# A consumer that lost its connection waits 0.2 s doubling up to 10 s, at least half of that and at
-# random, so consumers do not reconnect in lockstep.
-_RECONNECT = Backoff(base_s=0.2, cap_s=10.0, jitter=0.5)
+# A consumer that lost its connection waits 0.2 s doubling up to 5 s (a broker that is back is used
+# within 5 s), at least half of that and at random, so consumers do not reconnect in lockstep.
+_RECONNECT = Backoff(base_s=0.2, cap_s=5.0, jitter=0.5)
 
 
 class AmqpTransport(ConsumesSingly):
@@ -110,12 +122,13 @@ class AmqpTransport(ConsumesSingly):
         self.retry = fixed_schedule(retry)
         self.connection_name = connection_name
         self.confirm_timeout_s = confirm_timeout_s
-        self._params = pika.URLParameters(url)
-        query = parse_qs(urlsplit(url).query)
-        if "heartbeat" not in query:
-            self._params.heartbeat = 30
-        if "blocked_connection_timeout" not in query:
-            self._params.blocked_connection_timeout = 60
+        # one address per node of a cluster; connections go to the one that answered last, then
+        # the others in turn, so killing the node a connection is on moves it to the next
+        self._addresses = [_parameters_of(u) for u in split_urls(url)]
+        if not self._addresses:
+            raise ValueError("no broker address in the URL")
+        self._params = self._addresses[0]
+        self._current = 0
         self._delays = sorted(set(retry.delays_ms))
         self._local = threading.local()
         self._connections: weakref.WeakSet[pika.BlockingConnection] = weakref.WeakSet()
@@ -124,14 +137,36 @@ class AmqpTransport(ConsumesSingly):
 
     # --- connections ------------------------------------------------------------------------
 
+    def _candidates(self, role: str) -> list[pika.URLParameters]:
+        """Every address, starting with the one that answered last."""
+        first = self._current
+        out = []
+        for params in self._addresses[first:] + self._addresses[:first]:
+            params = copy.copy(params)
+            if params.client_properties is None:  # names the connection in the management UI
+                params.client_properties = {"connection_name": f"{self.connection_name} {role}"}
+            out.append(params)
+        return out
+
     def _parameters(self, role: str) -> pika.URLParameters:
-        params = copy.copy(self._params)
-        if params.client_properties is None:  # names the connection in the management UI
-            params.client_properties = {"connection_name": f"{self.connection_name} {role}"}
+        """The address a new connection tries next: the one that answered last, else the next one
+        (each call after a failure moves on, so a dead node is skipped)."""
+        params = self._candidates(role)[0]
+        self._current = (self._current + 1) % len(self._addresses)
         return params
 
     def _connect(self, role: str) -> pika.BlockingConnection:
-        return pika.BlockingConnection(self._parameters(role))
+        candidates = self._candidates(role)
+        conn = pika.BlockingConnection(candidates if len(candidates) > 1 else candidates[0])
+        self._remember(conn)
+        return conn
+
+    def _remember(self, conn: pika.BlockingConnection) -> None:
+        params = getattr(getattr(conn, "_impl", None), "params", None)
+        for i, known in enumerate(self._addresses):
+            if params is not None and (known.host, known.port) == (params.host, params.port):
+                self._current = i
+                return
 
     def _publisher(self) -> BlockingChannel:
         """This thread's confirming channel, (re)opened as needed."""
@@ -169,7 +204,7 @@ class AmqpTransport(ConsumesSingly):
                 error = exc
             self._drop_publisher()
             if attempt == 1:
-                log.warning("transport.publisher_reconnect", error=type(error).__name__)
+                log.debug("transport.publisher_reconnect", error=type(error).__name__)
         raise TransportError(f"broker unreachable: {connection_reason(error, self._params)}") from error
 
     def _with_channel(self, op: Callable[[BlockingChannel], T]) -> T:
@@ -251,7 +286,7 @@ class AmqpTransport(ConsumesSingly):
             except ConnectionLost as exc:
                 if attempt == 2:
                     raise TransportError(f"broker unreachable: {exc}") from exc
-                log.warning("transport.publisher_reconnect", error=type(exc).__name__, batch=len(items))
+                log.debug("transport.publisher_reconnect", error=type(exc).__name__, batch=len(items))
 
     def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
                       max_batch: int = 100, max_wait_ms: int = 5) -> None:
@@ -259,6 +294,7 @@ class AmqpTransport(ConsumesSingly):
         is handed over alone and settled by the per-message rules (`_settle`)."""
         prefetch = batch_prefetch(queue, prefetch, max_batch, max_wait_ms)
         failures = 0  # connections lost in a row
+        broker = Condition(log, "transport.consumer", queue=queue)   # one line per change, not per attempt
         while not self._stopping(stop):
             conn = None
             try:
@@ -268,7 +304,10 @@ class AmqpTransport(ConsumesSingly):
                 self.declare(queue)
                 ready: list[_Raw] = []
                 ch.basic_consume(queue, lambda _ch, m, p, b: ready.append((m, p, b)), auto_ack=False)
-                log.info("transport.consuming", queue=queue, transport="amqp", batch=max_batch)
+                if broker.down:
+                    broker.ok()
+                else:
+                    log.info("transport.consuming", queue=queue, transport="amqp", batch=max_batch)
                 failures = 0
                 settled_through = 0  # every delivery tag up to this one is settled on this channel
                 last_keepalive = time.monotonic()
@@ -291,8 +330,10 @@ class AmqpTransport(ConsumesSingly):
                     break
                 delay = _RECONNECT.delay(failures)
                 failures += 1
-                log.warning("transport.consumer_reconnect", queue=queue, error=type(exc).__name__,
-                            retry_in_s=round(delay, 2))
+                broker.failed(exc, reason=connection_reason(exc) if isinstance(exc, _CONNECTION_ERRORS) else None,
+                              retrying="with back-off up to 5 s")
+                log.debug("transport.consumer_reconnect", queue=queue, error=type(exc).__name__,
+                          retry_in_s=round(delay, 2))
                 stop.wait(delay)
             finally:
                 # Whatever was delivered and not settled goes back to the queue with the channel.
@@ -341,7 +382,7 @@ class AmqpTransport(ConsumesSingly):
             # The copy is confirmed before the original is acked: a crash in between duplicates,
             # it never loses.
             self.publish(retry_queue(queue, decision.delay_ms), delivery.message_id,
-                         body, {**delivery.headers, "x-attempt": delivery.attempt + 1})
+                         body, {**delivery.headers, "x-attempt": decision.next_attempt(delivery.attempt)})
         ch.basic_ack(method.delivery_tag)
 
     def parked(self, queue: str) -> list[Delivery]:

@@ -35,6 +35,11 @@ class Retry(Exception):
     """Handler asks for a delayed retry (transient failure)."""
 
 
+class Unavailable(Retry):
+    """A server the handler needs (the store) is away: not the message's fault, so it is tried
+    again later without spending one of its attempts — an outage of any length parks nothing."""
+
+
 class Reject(Exception):
     """Handler refuses the message for good: it goes straight to the parking queue."""
 

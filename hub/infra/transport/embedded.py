@@ -83,7 +83,7 @@ class EmbeddedTransport(ConsumesSingly):
         path: str | Path,
         *,
         retry: RetryPolicy = RetryPolicy(),
-        lease_s: float = 30.0,
+        lease_s: float = 10.0,   # a consumer killed mid-claim: its rows come back within 10 s
         idle_min_s: float = 0.02,
         idle_max_s: float = 0.2,
     ) -> None:
@@ -276,7 +276,7 @@ class EmbeddedTransport(ConsumesSingly):
         if decision.action is Action.ACK:
             outcome.done.append(c.row_id)
         elif decision.action is Action.RETRY:
-            outcome.retried.append((c.row_id, c.delivery.attempt, decision.delay_ms))
+            outcome.retried.append((c.row_id, decision.next_attempt(c.delivery.attempt), decision.delay_ms))
         else:
             outcome.parked.append(c.row_id)
 
@@ -292,7 +292,7 @@ class EmbeddedTransport(ConsumesSingly):
             for row_id, attempt, delay_ms in outcome.retried:
                 conn.execute(
                     update(messages).where(t.id == row_id, ours).values(
-                        attempt=attempt + 1, available_at=now + delay_ms / 1000.0,
+                        attempt=attempt, available_at=now + delay_ms / 1000.0,
                         lease_until=None, redelivered=False)
                 )
             if outcome.parked:
@@ -367,7 +367,7 @@ class _Outcome:
     """What became of the rows of one claim since the last write."""
 
     done: list[int] = field(default_factory=list)
-    retried: list[tuple[int, int, int]] = field(default_factory=list)  # (row id, attempt that failed, delay ms)
+    retried: list[tuple[int, int, int]] = field(default_factory=list)  # (row id, its next attempt, delay ms)
     parked: list[int] = field(default_factory=list)
     unhandled: list[int] = field(default_factory=list)
     settled: set[int] = field(default_factory=set)  # written by an earlier _settle of this claim

@@ -184,7 +184,7 @@ class MemoryTransport(ConsumesSingly):
         with b.changed:
             if decision.action is Action.RETRY:
                 due = time.monotonic() + decision.delay_ms / 1000
-                retried = replace(message, attempt=message.attempt + 1, redelivered=False)
+                retried = replace(message, attempt=decision.next_attempt(message.attempt), redelivered=False)
                 heapq.heappush(b.declare(queue).waiting, (due, next(b.order), retried))
             else:
                 b.queues.setdefault(parking_queue(queue), _Queue()).ready.append(message)

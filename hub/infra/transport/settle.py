@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import structlog
 
 from hub.domain.retry import RetryPolicy
-from hub.infra.transport.base import Delivery, Handler, Reject
+from hub.infra.transport.base import Delivery, Handler, Reject, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +28,11 @@ class Action(enum.Enum):
 class Decision:
     action: Action
     delay_ms: int = 0  # RETRY only: how long the message waits before its next attempt
+    counts: bool = True  # RETRY only: the attempt counts against the policy (not when a server was away)
+
+    def next_attempt(self, attempt: int) -> int:
+        """The attempt number the retried delivery carries."""
+        return attempt + 1 if self.counts else attempt
 
 
 ACK = Decision(Action.ACK)
@@ -36,12 +41,17 @@ PARK = Decision(Action.PARK)
 
 def decide(delivery: Delivery, handler: Handler, retry: RetryPolicy) -> Decision:
     """Runs `handler` on one delivery. Returns normally → ACK; raises Reject → PARK at once; raises
-    anything else → RETRY after the policy's delay, or PARK once the policy is spent.
+    Unavailable → RETRY after the policy's first delay, the attempt not counted; raises anything
+    else → RETRY after the policy's delay, or PARK once the policy is spent.
 
     What is not an Exception (a crash, KeyboardInterrupt) passes through undecided: the delivery
     stays unsettled, and the transport redelivers it."""
     try:
         handler(delivery)
+    except Unavailable as exc:
+        log.debug("transport.retry_unavailable", queue=delivery.queue, message_id=delivery.message_id,
+                  error=type(exc.__cause__ or exc).__name__)
+        return Decision(Action.RETRY, retry.delay_ms(1), counts=False)
     except Reject:
         log.warning("transport.rejected", queue=delivery.queue, message_id=delivery.message_id,
                     attempt=delivery.attempt)

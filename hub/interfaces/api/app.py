@@ -2,6 +2,7 @@
 problem (hub/interfaces/api/problems.py), the OpenAPI document complete (hub/interfaces/api/openapi.py)."""
 from __future__ import annotations
 
+import time
 from contextlib import asynccontextmanager
 
 import structlog
@@ -21,8 +22,12 @@ from hub.interfaces.api.server import HeaderLimits
 from hub.audit.refusals import RefusalLog
 from hub.bootstrap import Hub
 from hub.domain.errors import HubError, MalformedMessage, NotFound, PayloadTooLarge
+from hub.infra.store.db import STORE_ERRORS, is_unavailable
+from hub.ports.oplog import Condition
 
 log = structlog.get_logger("hub.api")
+
+STORE_RETRY_AFTER_S = 2   # Retry-After of a 503 while the store is away
 
 ROUTERS = (system, portal, authorities, contracts, enrichment, consultations, security, clocks, rights, stats)
 
@@ -44,6 +49,7 @@ def create_app(hub: Hub) -> FastAPI:
                               "Every refusal is an RFC 9457 problem (`application/problem+json`) carrying "
                               "the hub's `error` code.")
     app.state.hub, app.state.refusals = hub, refusals
+    store_down = Condition(log, "api.store")   # one line per outage, not per request
     per_minute = hub.settings.token_rate_limit_per_minute   # /oauth/token, per client id (hub/interfaces/api/system.py)
     app.state.token_limiter = RateLimiter(per_minute / 60, per_minute) if per_minute > 0 else None
     for module in ROUTERS:
@@ -80,6 +86,23 @@ def create_app(hub: Hub) -> FastAPI:
         for name, value in (err.headers or {}).items():
             answer.headers[name] = value
         return answer
+
+    async def _store_error(request: Request, err: Exception) -> JSONResponse:
+        """A store error is answered here (not as an unexpected error, which the server also
+        re-raises and so drops the client's connection): 503 while the store is away, else 500."""
+        if not is_unavailable(err):
+            return await _unexpected(request, err)
+        if store_down.down and time.monotonic() - store_down.last_failure > 30:
+            store_down.ok()   # a quiet half minute ended the last outage; this is a new one
+        store_down.failed(err, path=request.url.path)
+        refused = HubError("the store is not available; nothing was stored: try again (the same "
+                           "message id is accepted once)", code="store_unavailable")
+        refused.status = 503
+        return JSONResponse(problems.for_error(refused, request.url.path), status_code=503,
+                            headers={"Retry-After": str(STORE_RETRY_AFTER_S)}, media_type=problems.MEDIA_TYPE)
+
+    for kind in STORE_ERRORS:
+        app.add_exception_handler(kind, _store_error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:

@@ -146,7 +146,7 @@ def _complete(op: dict[str, Any]) -> None:
     validation = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
     if validation.get("$ref", "").endswith("/HTTPValidationError"):
         del responses["422"]
-    common = {431}
+    common = {431, 503}   # 503: the store may be away, whatever the route
     if op.get("parameters") or op.get("requestBody"):
         common.add(400)
     if op.get("requestBody"):

@@ -136,7 +136,7 @@ _WHAT = {
     422: "the document does not follow its contract",
     429: "rate limit reached; see Retry-After",
     431: "too many or too large request headers",
-    503: "not ready",
+    503: "not available now (the store is away, or the process is not ready): try again after Retry-After seconds",
 }
 
 

@@ -73,31 +73,56 @@ class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
 
-@router.get("/livez", operation_id="livez", response_model=Health, summary="Liveness: the process answers")
-@router.get("/healthz", operation_id="healthz",
-            response_model=Health, summary="Liveness (the earlier name of /livez)")
-def livez() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/livez", operation_id="livez", response_model=Health, responses=problem_responses(503),
+            summary="Liveness: the process answers, and its vital worker threads run")
+@router.get("/healthz", operation_id="healthz", response_model=Health, responses=problem_responses(503),
+            summary="Liveness (the earlier name of /livez)")
+def livez(request: Request, hub: HubDep) -> JSONResponse:
+    """503 when this process runs workers and a vital one (relay, router, enricher) was given up
+    or is stuck: restart the process. A process with no workers (`wib-hub api`) is live while it
+    answers."""
+    live, wrong = hub.runtime.live() if hub.runtime.started else (True, [])
+    if live:
+        return JSONResponse({"status": "ok"})
+    body = {**problems.problem(503, "not_live", f"not live: {', '.join(wrong) or 'a vital worker thread failed'}",
+                               request.url.path), "threads": hub.runtime.health()}
+    return JSONResponse(body, status_code=503, media_type=problems.MEDIA_TYPE)
+
+
+class WorkerProcess(BaseModel):
+    """A hub process running workers, from its last heartbeat in the store."""
+
+    process: str = Field(description="host:pid:instance")
+    role: str = Field(examples=["worker"])
+    beat_age_s: float = Field(description="seconds since its last heartbeat")
+    threads: dict[str, dict] = Field(description="each worker thread: alive, vital, restarts, beat_age_s, last_error")
 
 
 class Readiness(BaseModel):
-    """This API process can serve, and each check (not ready: a 503 problem carrying the same
-    `ready` and `checks` members)."""
+    """This API process can accept (not ready: a 503 problem carrying the same members). Ready
+    needs the store; the broker is reported, not needed (accepted messages wait in the outbox);
+    a process that runs workers also needs them alive."""
 
     ready: bool
-    checks: dict[str, bool] = Field(description="store, broker: reachable")
+    checks: dict[str, bool] = Field(description="store, broker: reachable; workers: this process's "
+                                                "vital worker threads run (when it runs any)")
+    workers: list[WorkerProcess] = Field(default_factory=list,
+                                         description="the hub processes whose workers beat within the last "
+                                                     "three heartbeats (HUB_HEARTBEAT_SECONDS)")
 
 
 @router.get("/readyz", operation_id="readyz",
-            response_model=Readiness, summary="Readiness: the store and the broker answer",
+            response_model=Readiness, summary="Readiness: the store answers (and this process's workers run)",
             responses=problem_responses(503))
 def readyz(hub: HubDep) -> JSONResponse:
     checks = hub.ready()
-    if all(checks.values()):
-        return JSONResponse({"ready": True, "checks": checks})
-    down = ", ".join(name for name, ok in checks.items() if not ok)
-    body = {**problems.problem(503, "not_ready", f"not ready: {down} not reachable", "/readyz"),
-            "ready": False, "checks": checks}
+    workers = hub.workers() if checks["store"] else []
+    ready = checks["store"] and checks.get("workers", True)
+    if ready:
+        return JSONResponse({"ready": True, "checks": checks, "workers": workers})
+    down = ", ".join(name for name, ok in checks.items() if not ok and name != "broker")
+    body = {**problems.problem(503, "not_ready", f"not ready: {down} not available", "/readyz"),
+            "ready": False, "checks": checks, "workers": workers}
     return JSONResponse(body, status_code=503, media_type=problems.MEDIA_TYPE)
 
 

@@ -179,16 +179,28 @@ def run_doctor(console: Console) -> int:
             return FAIL, f"HUB_BROKER_URL: unknown scheme {scheme!r} (expected amqp://, amqps://, sqlite:///)"
         import pika
 
+        from hub.infra.transport import split_urls
         from hub.infra.transport.amqp import connection_reason
-        params = pika.URLParameters(broker_url)
-        params.socket_timeout = params.stack_timeout = TIMEOUT_S
-        params.connection_attempts, params.retry_delay = 1, 0
-        try:
-            conn = pika.BlockingConnection(params)
-        except Exception as err:  # noqa: BLE001 - every way of not answering is the same row
-            return FAIL, f"broker {safe_url(broker_url)} unreachable: {connection_reason(err, params)}"
-        state["amqp"] = (conn, params)
-        return OK, f"{safe_url(broker_url)} answers"
+        answers, down = [], []
+        for url in split_urls(broker_url):   # every node of a cluster
+            params = pika.URLParameters(url)
+            params.socket_timeout = params.stack_timeout = TIMEOUT_S
+            params.connection_attempts, params.retry_delay = 1, 0
+            try:
+                conn = pika.BlockingConnection(params)
+            except Exception as err:  # noqa: BLE001 - every way of not answering is the same row
+                down.append(f"{safe_url(url)} unreachable: {connection_reason(err, params)}")
+                continue
+            answers.append(safe_url(url))
+            if "amqp" in state:
+                conn.close()
+            else:
+                state["amqp"] = (conn, params)
+        if not answers:
+            return FAIL, "broker " + "; ".join(down)
+        if down:   # the hub runs on the nodes that answer; the cluster has lost some
+            return WARN, f"{', '.join(answers)} answer{'s' if len(answers) == 1 else ''}; " + "; ".join(down)
+        return OK, f"{', '.join(answers)} answer{'s' if len(answers) == 1 else ''}"
     doc.run("broker reachable", broker)
 
     def queues() -> tuple[str, str]:
@@ -220,6 +232,35 @@ def run_doctor(console: Console) -> int:
                           f"{' …' if len(missing) > 4 else ''} (`wib-hub serve` or `wib-hub worker` declares them)")
         return OK, f"{names[0]} and {plural(len(names) - 1, 'party queue')} declared"
     doc.run("queues declared", queues)
+
+    def workers() -> tuple[str, str]:
+        from hub.domain.envelope import utcnow
+        from hub.infra.store import heartbeats
+        engine = state.get("engine")
+        if engine is None:
+            store_row = next(r for r in doc.rows if r.check == "store reachable")
+            return (WARN, "none: the store is not created yet") if store_row.status == WARN \
+                else (FAIL, "unknown: the store does not answer")
+        within = 3 * max(settings.heartbeat_seconds, 1.0)
+        try:
+            fresh, stale = heartbeats.alive(engine, utcnow(), within)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a store older than the heartbeats: the migrations row says so
+            return WARN, "no heartbeats in this store yet (not migrated to head)"
+        gone = f"; {plural(len(stale), 'process', 'processes')} stopped beating without stopping ({_who(stale)})" if stale else ""
+        if not fresh:
+            return WARN, (f"no worker process beat in the last {within:.0f} s (`wib-hub worker` or `wib-hub serve` "
+                          f"runs them){gone}")
+        broken = [f"{r['process_id']}: {name} {'given up' if not t.get('done') else ''}".strip()
+                  for r in fresh for name, t in (r["threads"] or {}).items()
+                  if t.get("vital") and not t.get("alive")]
+        threads = sum(len(r["threads"] or {}) for r in fresh)
+        restarts = sum(t.get("restarts", 0) for r in fresh for t in (r["threads"] or {}).values())
+        detail = (f"{plural(len(fresh), 'process', 'processes')} ({_who(fresh)}), {plural(threads, 'thread')}, "
+                  f"{plural(restarts, 'restart')}{gone}")
+        if broken:
+            return FAIL, f"{detail}; not running: {', '.join(broken[:4])}"
+        return OK, detail
+    doc.run("workers alive", workers)
 
     def token_key() -> tuple[str, str]:
         if settings.token_key:
@@ -288,6 +329,11 @@ def run_doctor(console: Console) -> int:
         except Exception:  # noqa: BLE001, S110 - already gone
             pass
     return _print(console, doc)
+
+
+def _who(rows: list[dict]) -> str:
+    names = [f"{r['role']} {r['host']}:{r['pid']}" for r in rows]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _print(console: Console, doc: Doctor) -> int:

@@ -79,12 +79,26 @@ def _run_api(hub, host: str, port: int) -> None:
     from hub.interfaces.api.app import create_app
     from hub.interfaces.api.server import server_config
     server = uvicorn.Server(server_config(create_app(hub), hub.settings, host, port))
+    if hub.runtime.started:   # a vital worker thread given up stops the server: the process must go
+        threading.Thread(target=lambda: hub.runtime.failed.wait() and setattr(server, "should_exit", True),
+                         name="watch-workers", daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     if not server.started:   # e.g. the port is taken (uvicorn said why): as uvicorn.run, exit 3
         raise typer.Exit(3)
+    _exit_if_failed(hub)
+
+
+def _exit_if_failed(hub) -> None:
+    """A vital worker thread that could not be kept alive ends the process non-zero, for its
+    supervisor (systemd, Docker, Kubernetes) to start a new one."""
+    if hub.runtime.failed.is_set():
+        _, wrong = hub.runtime.live()
+        console.print(f"wib-hub stopped: {', '.join(wrong) or 'a vital worker thread failed'} (see the log)",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -93,7 +107,7 @@ def serve(host: Annotated[Optional[str], typer.Option()] = None,
     """Everything in one process: API + outbox relay + route workers (embedded default: SQLite + embedded transport)."""
     settings = Settings()
     hub = _build(settings)
-    hub.start_workers()
+    hub.start_workers(role="serve")
     host, port = host or settings.host, port or settings.port
     console.print(f"wib-hub serving on http://{host}:{port}  (store: {hub.engine.url.get_backend_name()}, "
                   f"broker: {type(hub.transport).__name__}; data directory: {settings.data_dir}; "
@@ -127,8 +141,12 @@ def worker(routers: Annotated[int, typer.Option(help="route consumers in this pr
         signal.signal(sig, lambda *_: done.set())
     console.print(f"wib-hub worker running ({plural(routers, 'route consumer')}; data directory: {settings.data_dir})",
                   soft_wrap=True, highlight=False, markup=False)
-    done.wait()
-    hub.close()
+    try:
+        while not done.wait(0.5) and not hub.runtime.failed.is_set():
+            pass
+        _exit_if_failed(hub)
+    finally:
+        hub.close()
 
 
 @app.command()
