@@ -26,7 +26,7 @@ Figures per kind: applications, messages accepted, deliveries expected (the reci
 named), received (unique per recipient), lost, duplicated (seen again after its ack, or under two
 delivery ids), 5xx answers by status ("503+RA": with Retry-After, acceptable during an outage),
 transport errors, outage, recovery (failed part back → first delivery; → the kind's last delivery),
-whether the stall ended by itself (within --drain-timeout), outbox rows not relayed, and the route
+(backlog: → the last delivery of what was accepted before it was back), whether the stall ended by itself (within --drain-timeout), outbox rows not relayed, and the route
 queue's retry and parking queues. At the end `wib-hub audit verify` per deployment.
 A supervisor restarts a hub process that exits by itself (as `restart: unless-stopped`), counted.
 """
@@ -86,7 +86,7 @@ def fmt(v: object) -> str:
 def render(report: Report) -> None:
     t = Table(title=f"wib-hub chaos — hub at {report.hub_commit}")
     cols = ("fault", "apps", "accepted", "expected", "received", "lost", "dup", "5xx", "transport err",
-            "outage s", "flow s", "drain s", "stall ended", "outbox pending", "retry/parking", "crashes", "verdict")
+            "outage s", "flow s", "backlog s", "drain s", "stall ended", "outbox pending", "retry/parking", "crashes", "verdict")
     for c in cols:
         t.add_column(c, justify="left" if c in ("fault", "5xx", "crashes", "verdict") else "right")
     for f in report.faults:
@@ -96,7 +96,7 @@ def render(report: Report) -> None:
         red = lambda n: f"[red]{n}[/]" if n else "0"  # noqa: E731
         t.add_row(f.fault, str(f.applications), str(f.accepted), str(f.expected), str(f.received), red(f.lost),
                   red(f.duplicated), fmt(f.http_5xx), str(f.transport_errors), fmt(f.outage_s), fmt(f.flow_s),
-                  fmt(f.drain_s), "yes" if f.stall_ended else "[red]no[/]",
+                  fmt(f.backlog_s), fmt(f.drain_s), "yes" if f.stall_ended else "[red]no[/]",
                   red(f.outbox_pending) if f.outbox_pending is not None else "?", red(rp), fmt(crashes),
                   "[green]ok[/]" if f.ok else "[red]FAIL[/]")
     console.print(t)

@@ -87,6 +87,16 @@ class OwnDatabase:
                          "WHERE datname = :db AND pid <> pg_backend_pid()", db=self.name)
         return sum(1 for (ok,) in rows if ok)
 
+    def rows(self, sql: str) -> list:
+        from sqlalchemy import create_engine, text
+        from hub.infra.store.db import normalise_url
+        engine = create_engine(normalise_url(self.url))
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(text(sql)))
+        finally:
+            engine.dispose()
+
     def scalar(self, sql: str) -> Any:
         from sqlalchemy import create_engine, text
         from hub.infra.store.db import normalise_url
@@ -649,6 +659,7 @@ class FaultResult:
     outage_s: float = 0.0              # fault injected → failed part back
     flow_s: float | None = None        # failed part back → first delivery after it
     drain_s: float | None = None       # failed part back → the phase's last expected delivery
+    backlog_s: float | None = None     # failed part back → the last delivery of what was accepted before
     stall_ended: bool = False          # drained within the deadline, without help
     outbox_pending: int | None = None
     queues: dict[str, int | None] = field(default_factory=dict)
@@ -677,22 +688,31 @@ def inject(kind: str, d: Deployment, db: OwnDatabase, nodes: Sequence[Node], out
            notes: list[str]) -> tuple[float, float]:
     """The fault, then the failed part brought back; (t injected, t back) on the monotonic clock."""
     if kind == "worker":
-        victim = d.workers[0]
-        before = victim.log_tail(10 ** 7).count("worker running")
-        # kill it while enrichment jobs are leased (a lease is next_attempt_at pushed far ahead while
-        # a worker calls the sources): a crashed worker's jobs must come back to the others
-        wait_until = time.monotonic() + 5
-        leased = 0
+        # kill a worker while it holds leased enrichment jobs (it is calling the sources for them):
+        # a dead holder's jobs must come back to the others. The holder is read from
+        # enrichment_jobs.claimed_by ("host:pid:…") where the hub records it, else worker1.
+        victim, leased, wait_until = d.workers[0], 0, time.monotonic() + 5
         while time.monotonic() < wait_until:
             try:
-                leased = int(db.scalar("SELECT count(*) FROM enrichment_jobs WHERE state = 'pending' "
-                                       "AND next_attempt_at > now() + interval '45 seconds'") or 0)
-            except Exception:  # noqa: BLE001 - not there yet
-                leased = 0
-            if leased:
-                break
+                rows = db.rows("SELECT claimed_by FROM enrichment_jobs WHERE state = 'pending' "
+                               "AND next_attempt_at > now() AND claimed_by IS NOT NULL")
+                pids = Counter(int(r[0].split(":")[1]) for r in rows if r[0] and r[0].count(":") >= 2
+                               and r[0].split(":")[1].isdigit())
+                holders = [w for w in d.workers if w.alive() and w.popen.pid in pids]
+                if holders:
+                    victim, leased = holders[0], pids[holders[0].popen.pid]
+                    break
+            except Exception:  # noqa: BLE001 - a hub without claimed_by: leases as next_attempt_at far ahead
+                try:
+                    leased = int(db.scalar("SELECT count(*) FROM enrichment_jobs WHERE state = 'pending' "
+                                           "AND next_attempt_at > now() + interval '45 seconds'") or 0)
+                except Exception:  # noqa: BLE001
+                    leased = 0
+                if leased:
+                    break
             time.sleep(0.05)
-        notes.append(f"killed {victim.name} while {leased} enrichment job(s) were leased (by either worker)")
+        before = victim.log_tail(10 ** 7).count("worker running")
+        notes.append(f"killed {victim.name} while it held {leased} leased enrichment job(s)")
         t0 = time.monotonic()
         victim.kill()
         time.sleep(outage)
@@ -852,6 +872,10 @@ def run_fault(kind: str, d: Deployment, traffic: Traffic, db: OwnDatabase, nodes
         res.flow_s = round(min(after) - back, 2)
     if res.stall_ended:
         res.drain_s = round(max(0.0, max(ledger.received_at[k] for k in phase_keys) - back), 2) if phase_keys else 0.0
+    with ledger.lock:
+        backlog = [ledger.received_at.get(k) for k in phase_keys if ledger.accepted_at.get(k[1], 0) <= back]
+    if backlog and all(t is not None for t in backlog):
+        res.backlog_s = round(max(0.0, max(backlog) - back), 2)
     if len(apps) < applications:
         res.notes.append(f"only {len(apps)} of {applications} applications accepted")
     res.http_5xx = dict(Counter(answers.status_5xx) - s5)
