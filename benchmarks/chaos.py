@@ -19,8 +19,10 @@ The faults, one kind at a time, injected once a third of a kind's applications a
   source    SIGKILL of the sandbox (every source down), started again after the outage
   broker    SIGKILL of the (single) broker node's beam.smp, started again after the outage
   database  pg_terminate_backend of every connection to the hub's database (twice, 1 s apart)
-  cluster   SIGKILL of the cluster node the workers are connected to (restarted after the outage;
-            recovery counts from the kill: the other two nodes serve on)
+  cluster   SIGKILL of the cluster node the workers are connected to, restarted after 10 s (at least
+            the outage); recovery counts from the kill (the other two nodes serve on), and "failover s"
+            is the kill → the first delivery of a message accepted after it, before the node was back
+            (never: the hub waited for the killed node)
 
 Figures per kind: applications, messages accepted, deliveries expected (the recipients the hub
 named), received (unique per recipient), lost, duplicated (seen again after its ack, or under two
@@ -86,7 +88,7 @@ def fmt(v: object) -> str:
 def render(report: Report) -> None:
     t = Table(title=f"wib-hub chaos — hub at {report.hub_commit}")
     cols = ("fault", "apps", "accepted", "expected", "received", "lost", "dup", "5xx", "transport err",
-            "outage s", "flow s", "backlog s", "drain s", "stall ended", "outbox pending", "retry/parking", "crashes", "verdict")
+            "outage s", "flow s", "backlog s", "drain s", "failover s", "stall ended", "outbox pending", "retry/parking", "crashes", "verdict")
     for c in cols:
         t.add_column(c, justify="left" if c in ("fault", "5xx", "crashes", "verdict") else "right")
     for f in report.faults:
@@ -96,7 +98,7 @@ def render(report: Report) -> None:
         red = lambda n: f"[red]{n}[/]" if n else "0"  # noqa: E731
         t.add_row(f.fault, str(f.applications), str(f.accepted), str(f.expected), str(f.received), red(f.lost),
                   red(f.duplicated), fmt(f.http_5xx), str(f.transport_errors), fmt(f.outage_s), fmt(f.flow_s),
-                  fmt(f.backlog_s), fmt(f.drain_s), "yes" if f.stall_ended else "[red]no[/]",
+                  fmt(f.backlog_s), fmt(f.drain_s), "" if f.failover_s == -1.0 else fmt(f.failover_s), "yes" if f.stall_ended else "[red]no[/]",
                   red(f.outbox_pending) if f.outbox_pending is not None else "?", red(rp), fmt(crashes),
                   "[green]ok[/]" if f.ok else "[red]FAIL[/]")
     console.print(t)

@@ -30,7 +30,7 @@ def _summary(report) -> str:
     for f in report.faults:
         rows.append(f"{f.fault:9} accepted {f.accepted:4} expected {f.expected:4} received {f.received:4} "
                     f"lost {f.lost:4} dup {f.duplicated:3} 5xx {f.http_5xx} outbox {f.outbox_pending} "
-                    f"drain {f.drain_s} crashes {f.crashes} refused {f.refused_starts} "
+                    f"drain {f.drain_s} failover {f.failover_s} crashes {f.crashes} refused {f.refused_starts} "
                     f"queues {({q: v for q, v in f.queues.items() if v})} "
                     f"{'ok' if f.ok else 'FAIL'} {f.error or ''} {'; '.join(f.notes)[:600]}")
     rows.append(f"audit: {report.audit_intact} {report.audit}")
@@ -59,6 +59,7 @@ def test_the_hub_survives_each_fault():
         assert f.error is None, f"{f.fault}: {f.error}\n{summary}"
         assert f.accepted == 2 * APPLICATIONS, f"{f.fault}: not every message was accepted\n{summary}"
         assert f.lost == 0, f"{f.fault}: {f.lost} deliveries lost\n{summary}"
+        assert f.failover_s is not None, f"{f.fault}: the hub waited for the killed node\n{summary}"
         assert f.duplicated == 0, f"{f.fault}: {f.duplicated} duplicates\n{summary}"
         assert f.http_500 == 0, f"{f.fault}: 5xx answers other than 503 with Retry-After: {f.http_5xx}\n{summary}"
         assert f.stall_ended, f"{f.fault}: the stall did not end by itself within 15 s\n{summary}"

@@ -49,6 +49,7 @@ REGIONS = ("flanders", "wallonia")
 APPLICATION_FLOW = "single-permit.application-submitted"
 FORWARD_FLOW = "single-permit.admissible-to-dvz"
 WARMUP = 6              # applications sent and delivered before the first fault, not counted
+CLUSTER_NODE_DOWN_S = 10.0   # the killed cluster node stays down at least this long
 
 
 def pg_server_from_test_url(url: str | None) -> str:
@@ -660,6 +661,7 @@ class FaultResult:
     flow_s: float | None = None        # failed part back → first delivery after it
     drain_s: float | None = None       # failed part back → the phase's last expected delivery
     backlog_s: float | None = None     # failed part back → the last delivery of what was accepted before
+    failover_s: float | None = -1.0    # cluster: kill → first delivery through the other nodes (None: none)
     stall_ended: bool = False          # drained within the deadline, without help
     outbox_pending: int | None = None
     queues: dict[str, int | None] = field(default_factory=dict)
@@ -670,7 +672,7 @@ class FaultResult:
 
     @property
     def ok(self) -> bool:
-        return (self.error is None and self.lost == 0 and self.duplicated == 0 and self.http_500 == 0
+        return (self.error is None and self.failover_s is not None and self.lost == 0 and self.duplicated == 0 and self.http_500 == 0
                 and self.stall_ended and not self.outbox_pending and not self.crashes and not self.refused_starts
                 and not any(self.queues.get(q) for q in self.queues if ".retry." in q or q.endswith(".parking")))
 
@@ -685,7 +687,7 @@ def _wait_marker(proc: Proc, marker: str, count: int, timeout: float) -> bool:
 
 
 def inject(kind: str, d: Deployment, db: OwnDatabase, nodes: Sequence[Node], outage: float,
-           notes: list[str]) -> tuple[float, float]:
+           notes: list[str], node_back: list[float] | None = None) -> tuple[float, float]:
     """The fault, then the failed part brought back; (t injected, t back) on the monotonic clock."""
     if kind == "worker":
         # kill a worker while it holds leased enrichment jobs (it is calling the sources for them):
@@ -784,10 +786,14 @@ def inject(kind: str, d: Deployment, db: OwnDatabase, nodes: Sequence[Node], out
         victim.kill()
 
         def bring_back() -> None:
-            time.sleep(outage)
+            # down long enough to see the hub carry on without it (the other two nodes serve)
+            time.sleep(max(outage, CLUSTER_NODE_DOWN_S))
             try:
                 victim.start()
-                notes.append(f"{victim.nodename} restarted, back in {victim.wait_ready(90):.1f} s")
+                took = victim.wait_ready(90)
+                node_back[0] = time.monotonic()
+                notes.append(f"{victim.nodename} restarted after {max(outage, CLUSTER_NODE_DOWN_S):.0f} s, "
+                             f"back in {took:.1f} s")
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"{victim.nodename} did not come back: {exc}"[:600])
         threading.Thread(target=bring_back, daemon=True).start()
@@ -805,13 +811,14 @@ def run_fault(kind: str, d: Deployment, traffic: Traffic, db: OwnDatabase, nodes
     crashes0 = {p.name: p.crashes for p in d.hub_procs + [d.sandbox]}
     refused0 = {p.name: p.refused_starts for p in d.hub_procs + [d.sandbox] + d.late}
     times: dict[str, float] = {}
+    node_back = [float("inf")]          # the cluster fault: when the killed node answered again
     trigger = threading.Event()
 
     def faulting() -> None:
         trigger.wait()
         try:
             progress(f"{kind}: fault injected")
-            times["t0"], times["back"] = inject(kind, d, db, nodes, outage, res.notes)
+            times["t0"], times["back"] = inject(kind, d, db, nodes, outage, res.notes, node_back)
             progress(f"{kind}: failed part back after {times['back'] - times['t0']:.1f} s")
         except Exception as exc:  # noqa: BLE001
             res.error = f"fault injection failed: {exc}"[:1500]
@@ -876,6 +883,18 @@ def run_fault(kind: str, d: Deployment, traffic: Traffic, db: OwnDatabase, nodes
         backlog = [ledger.received_at.get(k) for k in phase_keys if ledger.accepted_at.get(k[1], 0) <= back]
     if backlog and all(t is not None for t in backlog):
         res.backlog_s = round(max(0.0, max(backlog) - back), 2)
+    if kind == "cluster":
+        # failover: a message accepted after the kill was delivered before the killed node was back
+        t0 = times["t0"]
+        with ledger.lock:
+            through = [t for (r, m), t in ledger.received_at.items()
+                       if ledger.accepted_at.get(m, 0) > t0 and t0 < t < node_back[0]]
+        if through:
+            res.failover_s = round(min(through) - t0, 2)
+        else:
+            res.failover_s = None
+            res.notes.append("no failover: nothing accepted after the kill was delivered before the killed node "
+                             f"was back ({node_back[0] - t0:.1f} s after the kill)")
     if len(apps) < applications:
         res.notes.append(f"only {len(apps)} of {applications} applications accepted")
     res.http_5xx = dict(Counter(answers.status_5xx) - s5)
