@@ -45,7 +45,8 @@ log = structlog.get_logger("hub")
 GIVE_UP = 8         # crashes in a row after which a thread is given up
 STEADY_S = 30.0     # a thread that ran this long before crashing starts its count again
 STALE_S = 60.0      # a vital thread that beats and has not for this long is stuck
-_RESTART = Backoff(base_s=0.5, cap_s=15.0, jitter=0.5)
+_RESTART = Backoff(base_s=0.5, cap_s=15.0, jitter=0.5)   # a crashed thread
+_REDECLARE = Backoff(base_s=0.2, cap_s=5.0, jitter=0.5)  # the broker away: a broker back is used within 5 s
 
 
 class Parts(Protocol):
@@ -174,7 +175,7 @@ class Runtime:
                     self.hub.transport.declare(queue)
             except Exception as err:  # noqa: BLE001 - the broker is away: later
                 broker.failed(err, meanwhile="accepted messages wait in the outbox")
-                self.stopping.wait(_RESTART.delay(failures))
+                self.stopping.wait(_REDECLARE.delay(failures))
                 failures += 1
                 continue
             broker.ok(queues=len(self.hub.queues))
