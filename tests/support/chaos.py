@@ -849,6 +849,14 @@ def run_fault(kind: str, d: Deployment, traffic: Traffic, db: OwnDatabase, nodes
     res.outage_s = round(back - times["t0"], 2)
     # the harness only waits: every stall must end by itself
     deadline = back + drain_timeout
+    if kind == "cluster":
+        # a hub that does not fail over still drains once the killed node is back: wait for it, so
+        # that the figures tell "no failover" from "never recovered"
+        node_wait = time.monotonic() + 60
+        while node_back[0] == float("inf") and time.monotonic() < node_wait:
+            time.sleep(0.1)
+        if node_back[0] != float("inf"):
+            deadline = max(deadline, node_back[0] + drain_timeout)
     apps = {m for m, ph in ledger.phase_of.items() if ph == kind and m.startswith("app-")}
     while time.monotonic() < deadline:
         with ledger.lock:
