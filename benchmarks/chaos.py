@@ -21,8 +21,8 @@ The faults, one kind at a time, injected once a third of a kind's applications a
   database  pg_terminate_backend of every connection to the hub's database (twice, 1 s apart)
   cluster   SIGKILL of the cluster node the workers are connected to, restarted after 10 s (at least
             the outage); recovery counts from the kill (the other two nodes serve on), and "failover s"
-            is the kill → the first delivery of a message accepted after it, before the node was back
-            (never: the hub waited for the killed node)
+            is the kill → the last delivery of what was accepted while the node was down, all of it
+            before the node was back (never: some waited for the killed node)
 
 Figures per kind: applications, messages accepted, deliveries expected (the recipients the hub
 named), received (unique per recipient), lost, duplicated (seen again after its ack, or under two
