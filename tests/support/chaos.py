@@ -220,10 +220,24 @@ class Deployment:
 
     @staticmethod
     def _free_range(n: int) -> int:
+        # below the kernel's ephemeral range (32768-60999: client sockets, and free_port's picks),
+        # each port bound once to be sure nothing holds it
+        import socket
         rnd = random.Random()
         for _ in range(200):
-            first = rnd.randrange(30000, 60000)
-            if all(not port_open(p) and p not in (5672, 15672, 25672) for p in range(first, first + n)):
+            first = rnd.randrange(20000, 32700 - n)
+            ok = True
+            for port in range(first, first + n):
+                if port in (5672, 15672, 25672):
+                    ok = False
+                    break
+                with socket.socket() as sock:
+                    try:
+                        sock.bind(("127.0.0.1", port))
+                    except OSError:
+                        ok = False
+                        break
+            if ok:
                 return first
         raise RuntimeError("no free port range for the sandbox")
 
