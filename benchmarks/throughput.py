@@ -13,7 +13,7 @@ What one hub message goes through here (the whole core, audit at every step):
 
 Two hub configurations, built with hub.bootstrap.build_hub like `wib-hub serve`:
   production  RabbitMQ + PostgreSQL, in a fresh schema and under a fresh queue prefix (both removed
-              afterwards, queues included: route, .parking and .retry.*)
+              afterwards, queues included: route, .parking and .delay.*)
   embedded    SQLite file + the embedded transport, in a temporary directory
 
 Load is driven in-process (hub.messaging.ingress.submit from several client threads): the HTTP layer

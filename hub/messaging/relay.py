@@ -26,7 +26,7 @@ from hub.domain.retry import Backoff
 from hub.infra.store.notify import OutboxListener, listener_for
 from hub.infra.store.schema import messages, outbox
 from hub.infra.store.unit_of_work import UnitOfWork
-from hub.infra.transport import Transport
+from hub.infra.transport import Transport, TransportError
 from hub.messaging.queues import ROUTE_QUEUE
 from hub.ports.oplog import Condition
 
@@ -94,7 +94,8 @@ class Relay:
                 try:
                     moved = self.run_once()
                 except Exception as err:  # noqa: BLE001 - the broker or the store is away: lose nothing
-                    relaying.failed(err, meanwhile="the outbox keeps the messages; retrying with back-off")
+                    relaying.failed(err, reason=str(err)[:160] if isinstance(err, TransportError) else None,
+                                    meanwhile="the outbox keeps the messages; retrying with back-off")
                     stop.wait(_RETRY.delay(failures))
                     failures += 1
                     continue

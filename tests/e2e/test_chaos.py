@@ -65,7 +65,7 @@ def test_the_hub_survives_each_fault():
         assert f.stall_ended, f"{f.fault}: the stall did not end by itself within 15 s\n{summary}"
         assert f.outbox_pending == 0, f"{f.fault}: {f.outbox_pending} outbox rows not relayed\n{summary}"
         assert not f.crashes and not f.refused_starts, f"{f.fault}: {f.crashes} {f.refused_starts}\n{summary}"
-        left = {q: v for q, v in f.queues.items() if (".retry." in q or q.endswith(".parking")) and v}
+        left = {q: v for q, v in f.queues.items() if (".delay." in q or q.endswith(".parking")) and v}
         assert not left, f"{f.fault}: retry/parking queues not empty: {left}\n{summary}"
     assert report.audit_intact and all(report.audit_intact.values()), summary
     assert took < 240, f"the chaos test took {took:.0f} s"   # about 115 s alone on 2 cores

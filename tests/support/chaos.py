@@ -378,7 +378,7 @@ class Deployment:
         from hub.domain.retry import RetryPolicy
         from hub.messaging.queues import ROUTE_QUEUE
         route = self.prefix + ROUTE_QUEUE
-        names = [route, f"{route}.parking", *(f"{route}.retry.{d}" for d in sorted(set(RetryPolicy().delays_ms)))]
+        names = [route, f"{route}.parking", *(f"{route}.delay.{d}" for d in sorted(set(RetryPolicy().delays_ms)))]
         for url in self.broker_urls:
             try:
                 conn = pika.BlockingConnection(pika.URLParameters(url + "?connection_attempts=1&socket_timeout=3"))
@@ -689,7 +689,7 @@ class FaultResult:
     def ok(self) -> bool:
         return (self.error is None and self.failover_s is not None and self.lost == 0 and self.duplicated == 0 and self.http_500 == 0
                 and self.stall_ended and not self.outbox_pending and not self.crashes and not self.refused_starts
-                and not any(self.queues.get(q) for q in self.queues if ".retry." in q or q.endswith(".parking")))
+                and not any(self.queues.get(q) for q in self.queues if ".delay." in q or q.endswith(".parking")))
 
 
 def _wait_marker(proc: Proc, marker: str, count: int, timeout: float) -> bool:

@@ -73,7 +73,7 @@ class Broker:
             connection = pika.BlockingConnection(pika.URLParameters(self.url))
             channel = connection.channel()
             for q in self.queues:
-                for name in (q, f"{q}.parking", *(f"{q}.retry.{d}" for d in self.delays)):
+                for name in (q, f"{q}.parking", *(f"{q}.delay.{d}" for d in self.delays)):
                     channel.queue_delete(name)
             connection.close()
         if self.kind == "memory":  # a named broker lives as long as the process: leave it empty

@@ -2,8 +2,11 @@
 
 For a queue Q the broker holds:
   Q                 quorum; a rejected message is dead-lettered to Q.parking
-  Q.retry.<ms>      one per distinct retry delay: a failed message is copied here with its
+  Q.delay.<ms>      quorum; one per distinct retry delay: a failed message is copied here with its
                     x-attempt header raised by one, waits out the TTL, and is dead-lettered back to Q
+                    (every queue is quorum, so on a cluster each is replicated and stays usable on
+                    the nodes left when one dies; the classic `Q.retry.<ms>` of earlier versions
+                    lived on one node, and is only deleted now)
   Q.parking         quorum; what an operator must look at
 All go through the default exchange. pika is not thread-safe, so every thread has its own
 connections: a consumer owns one, and publishing uses one per thread (threading.local).
@@ -102,6 +105,11 @@ def _parameters_of(url: str) -> pika.URLParameters:
 
 
 def retry_queue(queue: str, delay_ms: int) -> str:
+    return f"{queue}.delay.{delay_ms}"
+
+
+def legacy_retry_queue(queue: str, delay_ms: int) -> str:
+    """The classic retry queue of earlier versions (one node only): drained by its TTL, then deleted."""
     return f"{queue}.retry.{delay_ms}"
 
 
@@ -236,15 +244,16 @@ class AmqpTransport(ConsumesSingly):
         def run(ch: BlockingChannel) -> None:
             ch.queue_declare(parking_queue(queue), durable=True, arguments={"x-queue-type": "quorum"})
             for delay in self._delays:
-                # Classic, not quorum: quorum queues only gained message TTL in 3.10, while a classic
-                # queue with one TTL expires in arrival order at its head and dead-letters promptly.
-                # A retry copy is a delay, not the record: the original stays unacked in Q until
-                # its copy is confirmed here.
+                # Quorum (message TTL since RabbitMQ 3.10): one TTL per queue, so messages expire
+                # in arrival order at its head; dead-lettered back to Q at least once (which needs
+                # reject-publish). The original stays unacked in Q until its copy is confirmed here.
                 ch.queue_declare(retry_queue(queue, delay), durable=True, arguments={
-                    "x-queue-type": "classic",
+                    "x-queue-type": "quorum",
                     "x-message-ttl": delay,
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": queue,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
                 })
             ch.queue_declare(queue, durable=True, arguments={
                 "x-queue-type": "quorum",
@@ -272,7 +281,11 @@ class AmqpTransport(ConsumesSingly):
             except px.NackError as exc:
                 raise PublishNotConfirmed(f"nacked by the broker (queue {queue!r})") from exc
 
-        self._with_publisher(run)
+        try:
+            self._with_publisher(run)
+        except PublishNotConfirmed:
+            self._drop_publisher()   # as publish_many: the next try on a new channel (see BatchPublisher.reset)
+            raise
 
     def publish_many(self, items: Sequence[Item]) -> None:
         self._check_open()
@@ -287,6 +300,11 @@ class AmqpTransport(ConsumesSingly):
                 if attempt == 2:
                     raise TransportError(f"broker unreachable: {exc}") from exc
                 log.debug("transport.publisher_reconnect", error=type(exc).__name__, batch=len(items))
+            except PublishNotConfirmed:
+                # nacked or not confirmed: once more on a new connection, then the caller's retry
+                self._batches.reset()
+                if attempt == 2:
+                    raise
 
     def consume_batch(self, queue: str, handler: BatchHandler, *, stop: threading.Event, prefetch: int = 200,
                       max_batch: int = 100, max_wait_ms: int = 5) -> None:
@@ -407,12 +425,17 @@ class AmqpTransport(ConsumesSingly):
             lambda ch: ch.queue_declare(queue, passive=True).method.message_count, 0)
 
     def purge(self, queue: str) -> None:
-        for name in (queue, *(retry_queue(queue, d) for d in self._delays), parking_queue(queue)):
+        for name in self._companions(queue):
             self._ignoring_missing(lambda ch, name=name: ch.queue_purge(name), None)
 
     def delete(self, queue: str) -> None:
-        for name in (queue, *(retry_queue(queue, d) for d in self._delays), parking_queue(queue)):
+        for name in self._companions(queue):
             self._ignoring_missing(lambda ch, name=name: ch.queue_delete(name), None)
+
+    def _companions(self, queue: str) -> list[str]:
+        """Q, its retry queues (and those of earlier versions) and its parking queue."""
+        return [queue, *(retry_queue(queue, d) for d in self._delays),
+                *(legacy_retry_queue(queue, d) for d in self._delays), parking_queue(queue)]
 
     def ping(self) -> bool:
         try:

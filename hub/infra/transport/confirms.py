@@ -192,6 +192,12 @@ class BatchPublisher:
             current = self._current
         current.publish(items, timeout)
 
+    def reset(self) -> None:
+        """Drop the current connection: the next batch opens a new one (on a cluster, on the next
+        node). After a nack: a channel whose queue lost its leader may go on refusing until the old
+        leader is back, while a new channel finds the new one."""
+        self.close()
+
     def close(self) -> None:
         with self._lock:
             if self._current is not None:
