@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     source_key_file: Path | None = Field(None, description="private_key_jwt signing key (PEM); default: the sandbox key in data_dir")
     source_timeout_seconds: float = Field(5.0, description="timeout of one call to a source")
     enrich_parallel: int = Field(16, description="concurrent source calls of the enricher")
-    enrich_retry_max_seconds: float = Field(30.0, description="longest wait before a pending enrichment is tried again")
+    enrich_retry_max_seconds: float = Field(10.0, description="longest wait before a pending enrichment is tried again (a source back is used within it)")
     enrich_lease_seconds: float = Field(10.0, gt=0, description="how long an enricher holds a job without renewing "
                                         "it (renewed every third of it while its calls run); a dead holder's jobs "
                                         "are taken over after this")

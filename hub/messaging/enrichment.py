@@ -149,7 +149,7 @@ class Enrichment:
     on_complete: Callable[[], None] = lambda: None
     parallel: int = 16
     batch: int = 50
-    retry_max_s: float = 30.0
+    retry_max_s: float = 10.0
     lease_s: float = 10.0              # renewed every third of it while the calls run
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)

@@ -47,7 +47,7 @@ def test_the_hub_survives_each_fault():
     t0 = time.monotonic()
     # one worker: the enrichment jobs leased when it is killed are certainly its own
     report = run_chaos(FAULTS, applications=APPLICATIONS, workers=1, outage=1.5, drain_timeout=15.0,
-                       # a pending enrichment is tried again within 5 s (the hub's default is 30)
+                       # a pending enrichment is tried again within 5 s (the hub's default is 10)
                        extra_env={"HUB_ENRICH_RETRY_MAX_SECONDS": "5"},
                        pg_server=pg_server_from_test_url(os.environ.get("HUB_TEST_DATABASE_URL")),
                        progress=lambda s: print(f"{time.monotonic() - t0:6.1f}s {s}", flush=True))
