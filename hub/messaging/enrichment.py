@@ -158,6 +158,7 @@ class Enrichment:
     def __post_init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="enrich")
         self.backoff = Backoff(base_s=0.5, cap_s=self.retry_max_s, jitter=0.5)
+        self.leases = Condition(log, "enrichment.lease")   # renewals failing: one line per outage
 
     def run_once(self) -> int:
         """One pass over the due jobs; returns how many completed."""
@@ -207,7 +208,9 @@ class Enrichment:
                     enrichment_jobs.c.claimed_by == self.holder,
                 ).values(next_attempt_at=self.clock() + timedelta(seconds=self.lease_s)))
         except Exception as err:  # noqa: BLE001 - the store is away: the lease may lapse, the work stays once
-            log.warning("enrichment_lease_not_renewed", error=type(err).__name__, jobs=len(held))
+            self.leases.failed(err, meanwhile="the lease may lapse; a job taken over is stored once")
+            return
+        self.leases.ok()
 
     def _claim(self, now: datetime) -> list[dict[str, Any]]:
         """Take the due jobs for a while (a lease of lease_s, renewed while their calls run), so that
