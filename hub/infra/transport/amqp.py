@@ -3,7 +3,8 @@
 For a queue Q the broker holds:
   Q                 quorum; a rejected message is dead-lettered to Q.parking
   Q.delay.<ms>      quorum; one per distinct retry delay: a failed message is copied here with its
-                    x-attempt header raised by one, waits out the TTL, and is dead-lettered back to Q
+                    x-attempt header raised by one (not when a server the handler needs was away),
+                    waits out the TTL, and is dead-lettered back to Q
                     (every queue is quorum, so on a cluster each is replicated and stays usable on
                     the nodes left when one dies; the classic `Q.retry.<ms>` of earlier versions
                     lived on one node, and is only deleted now)
