@@ -4,6 +4,7 @@ parts and hands each what it needs. Nothing else builds a part of the hub; hub.r
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ __all__ = ["Hub", "build_hub", "build_sources", "check_settings", "check_token_u
 
 log = structlog.get_logger("hub")
 
+BROKER_CHECK_S = 5.0   # /readyz asks the broker at most this often
+
 
 @dataclass
 class Hub:
@@ -64,6 +67,7 @@ class Hub:
                                      lease_s=self.settings.enrich_lease_seconds)
         self.runtime = Runtime(self)
         self.enrichment.holder = self.runtime.process_id
+        self._broker_check: tuple[float, bool] | None = None   # (when, answered), for /readyz
 
     # contracts/, as loaded and checked at start-up
     @property
@@ -132,13 +136,30 @@ class Hub:
             checks["store"] = True
         except Exception:  # noqa: BLE001 - not ready is the answer
             pass
-        try:
-            checks["broker"] = bool(self.transport.ping())
-        except Exception:  # noqa: BLE001
-            pass
+        checks["broker"] = self._broker_answers()
         if self.runtime.started:
             checks["workers"] = self.runtime.live()[0]
         return checks
+
+    def _broker_answers(self) -> bool:
+        """Whether the broker answers, asked at most every BROKER_CHECK_S: a RabbitMQ node by one
+        short connection attempt per address (not the transport's own connections, one per thread
+        of the API), another transport by its ping."""
+        now = time.monotonic()
+        checked = self._broker_check
+        if checked is not None and now - checked[0] < BROKER_CHECK_S:
+            return checked[1]
+        from hub.infra.transport import split_urls
+        url = self.settings.resolved_broker_url()
+        try:
+            if url.partition("://")[0].lower() in ("amqp", "amqps"):
+                answers = any(probe_broker(u, timeout_s=2.0) is None for u in split_urls(url))
+            else:
+                answers = bool(self.transport.ping())
+        except Exception:  # noqa: BLE001 - not answering is the answer
+            answers = False
+        self._broker_check = (time.monotonic(), answers)
+        return answers
 
     def close(self) -> None:
         ran = self.runtime.started
