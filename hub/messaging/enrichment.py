@@ -159,6 +159,7 @@ class Enrichment:
         self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="enrich")
         self.backoff = Backoff(base_s=0.5, cap_s=self.retry_max_s, jitter=0.5)
         self.leases = Condition(log, "enrichment.lease")   # renewals failing: one line per outage
+        self._beat: Callable[[], None] = lambda: None       # the runtime's heartbeat, while run() runs
 
     def run_once(self) -> int:
         """One pass over the due jobs; returns how many completed."""
@@ -197,6 +198,7 @@ class Enrichment:
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=self.lease_s / 3)
+            self._beat()   # waiting on slow sources is not being stuck
             if pending:
                 self._renew(held)
 
@@ -337,6 +339,7 @@ class Enrichment:
         """Pass over the due jobs until stopped; a pass that fails (the store away) is logged once
         per change of state and tried again; the jobs stay pending."""
         passes = Condition(log, "enrichment")
+        self._beat = beat
         while not stop.is_set():
             beat()
             try:
