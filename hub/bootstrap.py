@@ -119,11 +119,11 @@ class Hub:
         """The hub processes whose workers beat lately (their rows in the store), for /readyz."""
         now = utcnow()
         try:
-            fresh, _ = heartbeats.alive(self.reads, now, 3 * max(self.settings.heartbeat_seconds, 1.0))
+            fresh, _ = heartbeats.alive(self.reads, now, self.settings.heartbeat_seconds)
         except Exception:  # noqa: BLE001 - the store was just reachable; a race is "none known"
             return []
         return [{"process": r["process_id"], "role": r["role"], "threads": r["threads"],
-                 "beat_age_s": round((now - heartbeats.aware(r["beat_at"])).total_seconds(), 1)} for r in fresh]
+                 "beat_age_s": round((now - r["beat_at"]).total_seconds(), 1)} for r in fresh]
 
     def ready(self) -> dict[str, bool]:
         """What this process can reach: the store (it cannot accept without it) and the broker (the
@@ -262,8 +262,7 @@ def open_broker(settings: Settings, queues: Sequence[str] = ()) -> Transport:
     except ValueError as err:
         raise ConfigurationError("environment", "HUB_BROKER_URL", f"{err} (got {safe_url(url)!r})") from None
     if all(r for _, r in reasons):   # not one node answers: start, and wait for it
-        log.warning("broker.unavailable", broker=", ".join(safe_url(u) for u, _ in reasons),
-                    reason=reasons[0][1], meanwhile="accepting into the outbox; workers wait for the broker")
+        _waiting_for_broker(", ".join(safe_url(u) for u, _ in reasons), reasons[0][1])
         return transport
     try:
         for queue in queues:
@@ -273,9 +272,13 @@ def open_broker(settings: Settings, queues: Sequence[str] = ()) -> Transport:
         if reason.startswith(_BROKER_WRONG) or not str(err).startswith("broker unreachable"):
             transport.close()
             raise Unreachable("broker", "HUB_BROKER_URL", url, reason) from None
-        log.warning("broker.unavailable", broker=safe_url(url), reason=reason,
-                    meanwhile="accepting into the outbox; workers wait for the broker")
+        _waiting_for_broker(safe_url(url), reason)
     return transport
+
+
+def _waiting_for_broker(broker: str, reason: str | None) -> None:
+    log.warning("broker.unavailable", broker=broker, reason=reason,
+                meanwhile="accepting into the outbox; workers wait for the broker")
 
 
 def probe_broker(url: str, timeout_s: float = 5.0) -> str | None:

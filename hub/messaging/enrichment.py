@@ -260,19 +260,9 @@ class Enrichment:
                     actor=PLATFORM, purpose=flow.purpose, legal_basis=flow.legal_basis, data_categories=[SOCIAL_SECURITY],
                     reason=f"{name} {row['status']} ({row['contract']} {row['contract_version']}, "
                            f"{row['elapsed_ms']} ms)", payload_hash=payload_hash(row["data"])))
-            # still ours? A holder whose lease lapsed (a pause, a lost store) and was taken over
-            # stores nothing: the one that took the job over does the work, once
-            ours = w.conn.execute(update(enrichment_jobs).where(
-                enrichment_jobs.c.message_id == msg["id"], enrichment_jobs.c.state == "pending",
-                enrichment_jobs.c.claimed_by == self.holder).values(claimed_by=self.holder)).rowcount
-            if not ours:
-                taken_over.append(True)
-                return []
-            insert_ignore(w.conn, enrichments, rows, ("message_id", "source"))
             values: dict[str, Any] = dict(sources=wanted, attempts=job["attempts"] + 1, claimed_by=None)
             if complete:
                 values.update(state="done", completed_at=now, last_error=None)
-                w.conn.execute(outbox.insert().values(message_id=msg["id"], created_at=now))
             else:
                 values.update(next_attempt_at=now + timedelta(seconds=self._backoff(job["attempts"])),
                               last_error="; ".join(f"{n}: {type(results[n]).__name__}" for n in missing))
@@ -281,8 +271,17 @@ class Enrichment:
                         "enrichment_pending", outcome="delayed", flow_id=flow.id, message_id=msg["id"],
                         correlation_id=msg["correlation_id"], dossier_id=msg["dossier_id"], actor=PLATFORM,
                         purpose=flow.purpose, reason="unavailable: " + ", ".join(missing)))
-            w.conn.execute(update(enrichment_jobs).where(enrichment_jobs.c.message_id == msg["id"],
-                                                         enrichment_jobs.c.state == "pending").values(**values))
+            # only while it is ours: a holder whose lease lapsed (a pause, a lost store) and was taken
+            # over stores nothing; the one that took the job over does the work, once
+            ours = w.conn.execute(update(enrichment_jobs).where(
+                enrichment_jobs.c.message_id == msg["id"], enrichment_jobs.c.state == "pending",
+                enrichment_jobs.c.claimed_by == self.holder).values(**values)).rowcount
+            if not ours:
+                taken_over.append(True)
+                return []
+            insert_ignore(w.conn, enrichments, rows, ("message_id", "source"))
+            if complete:
+                w.conn.execute(outbox.insert().values(message_id=msg["id"], created_at=now))
             return events
 
         self.work.write(write)

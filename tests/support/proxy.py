@@ -8,13 +8,15 @@ import socket
 import threading
 from contextlib import suppress
 
+from tests.support.served import free_port
+
 __all__ = ["Proxy"]
 
 
 class Proxy:
     def __init__(self, host: str, port: int):
         self.target = (host, port)
-        self.port = _free_port()
+        self.port = free_port()
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
@@ -107,8 +109,3 @@ class Proxy:
                 self._open.discard(src)
                 self._open.discard(dst)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 
+from hub.domain.envelope import as_utc
 from hub.infra.store.schema import worker_heartbeats
 from hub.infra.store.upsert import insert_ignore
 
-__all__ = ["alive", "aware", "beat", "forget"]
+__all__ = ["alive", "beat", "forget", "window_s"]
 
 
 def beat(engine: Engine, process_id: str, *, role: str, started_at: datetime, threads: dict[str, Any],
@@ -36,16 +37,16 @@ def forget(engine: Engine, process_id: str) -> None:
         conn.execute(delete(worker_heartbeats).where(worker_heartbeats.c.process_id == process_id))
 
 
-def alive(engine: Engine, now: datetime, within_s: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(alive, stale): the processes that beat within `within_s` seconds, and those that did not
-    (died without removing their row; kept for a day)."""
+def window_s(every_s: float) -> float:
+    """How recent a heartbeat must be for its process to count as alive: three intervals."""
+    return 3 * max(every_s, 1.0)
+
+
+def alive(engine: Engine, now: datetime, every_s: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(alive, stale): the processes that beat within `window_s(every_s)`, and those that did not
+    (died without removing their row; kept for a day). `beat_at` is aware UTC in both."""
     with engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(select(worker_heartbeats).order_by(worker_heartbeats.c.started_at))
-                .mappings()]
-    limit = now - timedelta(seconds=within_s)
-    fresh = [r for r in rows if aware(r["beat_at"]) >= limit]
-    return fresh, [r for r in rows if aware(r["beat_at"]) < limit]
-
-
-def aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        rows = [{**r, "beat_at": as_utc(r["beat_at"])} for r in conn.execute(
+            select(worker_heartbeats).order_by(worker_heartbeats.c.started_at)).mappings()]
+    limit = now - timedelta(seconds=window_s(every_s))
+    return [r for r in rows if r["beat_at"] >= limit], [r for r in rows if r["beat_at"] < limit]

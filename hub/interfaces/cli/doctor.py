@@ -241,16 +241,16 @@ def run_doctor(console: Console) -> int:
             store_row = next(r for r in doc.rows if r.check == "store reachable")
             return (WARN, "none: the store is not created yet") if store_row.status == WARN \
                 else (FAIL, "unknown: the store does not answer")
-        within = 3 * max(settings.heartbeat_seconds, 1.0)
+        within = heartbeats.window_s(settings.heartbeat_seconds)
         try:
-            fresh, stale = heartbeats.alive(engine, utcnow(), within)  # type: ignore[arg-type]
+            fresh, stale = heartbeats.alive(engine, utcnow(), settings.heartbeat_seconds)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - a store older than the heartbeats: the migrations row says so
             return WARN, "no heartbeats in this store yet (not migrated to head)"
         gone = f"; {plural(len(stale), 'process', 'processes')} stopped beating without stopping ({_who(stale)})" if stale else ""
         if not fresh:
             return WARN, (f"no worker process beat in the last {within:.0f} s (`wib-hub worker` or `wib-hub serve` "
                           f"runs them){gone}")
-        broken = [f"{r['process_id']}: {name} {'given up' if not t.get('done') else ''}".strip()
+        broken = [f"{r['process_id']}: {name} given up"
                   for r in fresh for name, t in (r["threads"] or {}).items()
                   if t.get("vital") and not t.get("alive")]
         threads = sum(len(r["threads"] or {}) for r in fresh)
