@@ -24,7 +24,7 @@ MAX_LIMIT = 1000
 # hub/lifecycle, hub/audit): the values a search may filter on. tests/unit/test_cli_usability.py
 # holds the lists to the events the code appends.
 EVENTS: tuple[str, ...] = (
-    "received", "validated", "authorised", "stored", "rejected", "routed", "delivered", "acknowledged",
+    "accepted", "rejected", "routed", "delivered", "acknowledged",
     "consulted", "enriched", "enrichment_pending", "batch_enriched", "exported", "deleted", "clock_expired",
     "rights_request", "rights_answered", "rights_extended")
 OUTCOMES: tuple[str, ...] = ("ok", "rejected", "refused", "delayed")

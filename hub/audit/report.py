@@ -10,7 +10,7 @@ Four sections over a time range:
   * consultations outside office hours — `consulted` events whose local time falls outside the
     configured office hours (default Mon–Fri 08:00–18:00 Europe/Brussels);
   * flows used by a party for the first time — the first event in the range where a party sent on
-    (`received`) or received on (`delivered`) a flow it had never used before the range starts.
+    (`accepted`) or received on (`delivered`) a flow it had never used before the range starts.
 """
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ from hub.infra.store.db import reader
 from hub.infra.store.schema import audit_events
 
 ACCESS_EVENTS = ("delivered", "acknowledged", "consulted")
+# A message taken in: `accepted` (one event for the checks it passed); trails written before it
+# have `received` (then validated, authorised, stored) instead.
+SENT_EVENTS = ("accepted", "received")
 UNAUTHENTICATED = "(unauthenticated)"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_OFFICE_HOURS = "Mon-Fri 08:00-18:00 Europe/Brussels"
@@ -117,7 +120,7 @@ def _used_before(conn: Any, since: datetime | None) -> set[tuple[str, str]]:
     if since is None:
         return set()
     c = audit_events.c
-    sent = select(c.actor, c.flow_id).where(c.event == "received", c.ts < since, c.flow_id.is_not(None))
+    sent = select(c.actor, c.flow_id).where(c.event.in_(SENT_EVENTS), c.ts < since, c.flow_id.is_not(None))
     got = select(c.recipient, c.flow_id).where(c.event == "delivered", c.ts < since, c.flow_id.is_not(None))
     return {(party, flow) for party, flow in conn.execute(union(sent, got)) if party}
 
@@ -195,7 +198,7 @@ def _special(acc: dict[tuple[str, str | None], dict[str, Any]], ev: dict[str, An
 def _first_use(out: list[dict[str, Any]], seen: set[tuple[str, str]], ev: dict[str, Any]) -> None:
     if not ev["flow_id"] or ev["outcome"] == "rejected":
         return
-    if ev["event"] == "received":
+    if ev["event"] in SENT_EVENTS:
         party, role = ev["actor"], "sent"
     elif ev["event"] == "delivered":
         party, role = ev["recipient"], "received"

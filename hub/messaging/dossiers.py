@@ -6,6 +6,7 @@ opens a transaction of its own.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
@@ -19,7 +20,8 @@ from hub.infra.store.notify import announce
 from hub.infra.store.schema import dossiers, messages, outbox, stats_facts
 from hub.infra.store.unit_of_work import Batch
 
-__all__ = ["DOCUMENT_LISTS", "Stored", "load_dossier", "write_dossier", "write_message", "stored_message"]
+__all__ = ["DOCUMENT_LISTS", "Stored", "load_dossier", "load_dossiers", "write_dossier", "write_message",
+           "stored_message", "stored_messages"]
 
 # The document lists of an application; additional documents join the stored application (Art. 20 §4).
 DOCUMENT_LISTS = ("identity_documents", "medical_documents", "criminal_record_documents",
@@ -29,8 +31,10 @@ DOCUMENT_LISTS = ("identity_documents", "medical_documents", "criminal_record_do
 # The columns the state machine reads (hub.domain.dossier): everything but the stored application.
 _SELECT_DOSSIER = select(*(c for c in dossiers.c if c.name != "application")) \
     .where(dossiers.c.id == bindparam("dossier_id"))
-_SELECT_MESSAGE = select(messages.c.sender, messages.c.payload_hash, messages.c.dossier_id,
-                         messages.c.recipients).where(messages.c.id == bindparam("message_id"))
+_SELECT_DOSSIERS = select(*(c for c in dossiers.c if c.name != "application")) \
+    .where(dossiers.c.id.in_(bindparam("dossier_ids", expanding=True)))
+_SELECT_MESSAGES = select(messages.c.id, messages.c.sender, messages.c.payload_hash, messages.c.dossier_id,
+                          messages.c.recipients).where(messages.c.id.in_(bindparam("message_ids", expanding=True)))
 
 
 class Stored(NamedTuple):
@@ -42,19 +46,37 @@ class Stored(NamedTuple):
     recipients: tuple[str, ...]
 
 
-def load_dossier(reads: Engine, dossier_id: str | None) -> dict[str, Any]:
+def load_dossier(reads: Engine, dossier_id: str | None, known: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The dossier as the state machine reads it; `known`: dossiers read already (a batch's)."""
     if not dossier_id:
         raise MalformedMessage("this flow needs a dossier_id")
-    with reads.connect() as conn:
-        row = conn.execute(_SELECT_DOSSIER, {"dossier_id": dossier_id}).mappings().first()
+    if known is not None and isinstance(dossier_id, str):
+        row = known.get(dossier_id)
+    else:
+        with reads.connect() as conn:
+            row = conn.execute(_SELECT_DOSSIER, {"dossier_id": dossier_id}).mappings().first()
     if row is None:
         raise UnknownDossier(f"no dossier {dossier_id}")
     return dict(row)
 
 
+def load_dossiers(reads: Engine, dossier_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The dossiers of these ids that exist (one query for a batch of submissions)."""
+    if not dossier_ids:
+        return {}
+    with reads.connect() as conn:
+        return {row["id"]: dict(row) for row in
+                conn.execute(_SELECT_DOSSIERS, {"dossier_ids": list(set(dossier_ids))}).mappings()}
+
+
 def stored_message(conn: Connection, message_id: str) -> Stored | None:
-    row = conn.execute(_SELECT_MESSAGE, {"message_id": message_id}).first()
-    return None if row is None else Stored(row.sender, row.payload_hash, row.dossier_id, tuple(row.recipients))
+    return stored_messages(conn, [message_id]).get(message_id)
+
+
+def stored_messages(conn: Connection, message_ids: Sequence[str]) -> dict[str, Stored]:
+    """What the store knows of those of these message ids already used (one query)."""
+    rows = conn.execute(_SELECT_MESSAGES, {"message_ids": list(set(message_ids))})
+    return {row.id: Stored(row.sender, row.payload_hash, row.dossier_id, tuple(row.recipients)) for row in rows}
 
 
 def write_message(batch: Batch, env: Envelope) -> None:

@@ -1,15 +1,20 @@
-"""The path of one message, as an explicit list of small steps over a `Transit`.
+"""The way in of a message, as an explicit list of small steps over a `Transit`.
 
-    ingress ─► validate ─► authorise ─► store (dossier, message, outbox, audit: one transaction)
+    deduplicate ─► INGRESS_STEPS (find_flow ─► validate ─► authorise) ─► store
+    (dossier, message, outbox, one `accepted` audit event: one transaction)
 
-Reading INGRESS_STEPS tells the whole way in; the relay (hub.messaging.relay) and the router
+Batch-native: `submit_many` takes what a party handed over at once (the batch endpoint, the AMQP
+ingress; `submit` is a batch of one). Duplicates are looked up for the lot in one query, the steps
+run per message, and everything that passed is stored in one transaction, each with its own answer.
+
+Reading INGRESS_STEPS tells the checks; the relay (hub.messaging.relay) and the router
 (hub.messaging.router) carry it on from the outbox to the recipients. A step that refuses raises a
 HubError: the message stops there, one `rejected` audit event is written, and nothing else is
 stored. The records these steps read and write are in hub.messaging.dossiers.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
@@ -23,8 +28,9 @@ from hub.domain.dossier import change
 from hub.domain.envelope import Envelope, new_id, payload_hash, utcnow
 from hub.domain.errors import FlowDisabled, HubError, MalformedMessage, ProcedureNotStarted
 from hub.domain.flows import REGION_PARTIES, Flow, Registry, region_party
-from hub.infra.store.unit_of_work import Batch, UnitOfWork
-from hub.messaging.dossiers import load_dossier, stored_message, write_dossier, write_message
+from hub.infra.store.unit_of_work import Batch, UnitOfWork, Write
+from hub.messaging.dossiers import (Stored, load_dossier, load_dossiers, stored_message, stored_messages, write_dossier,
+                                    write_message)
 
 
 @dataclass
@@ -62,7 +68,7 @@ class Transit:
     # out filled in (x-bound-to); the submission keeps the payload as received
     payload: dict[str, Any] | None = None
     envelope: Envelope | None = None
-    duplicate_of: Accepted | None = None
+    known: Mapping[str, dict[str, Any]] | None = None   # the dossiers of its batch, read in one query
 
 
 @dataclass
@@ -76,14 +82,6 @@ class Ingress:
 
 
 # ── steps ─────────────────────────────────────────────────────────────────────────────────────
-
-def deduplicate(ing: Ingress, t: Transit) -> Transit:
-    """A sender that retries with the same message id gets the first answer (idempotent ingress)."""
-    if t.submission.message_id:
-        with ing.work.reads.connect() as conn:
-            t.duplicate_of = _duplicate(ing, conn, t.submission)
-    return t
-
 
 def find_flow(ing: Ingress, t: Transit) -> Transit:
     t.flow = ing.registry.flow(t.submission.flow_id)
@@ -120,7 +118,7 @@ def authorise(ing: Ingress, t: Transit) -> Transit:
         t.dossier = {"id": new_id(), "competent_region": region_party(s.payload["competent_region"]),
                      "state": None, "application_kind": s.payload["application_kind"]}
     else:
-        t.dossier = load_dossier(ing.work.reads, s.dossier_id or s.payload.get("dossier_id"))
+        t.dossier = dict(load_dossier(ing.work.reads, s.dossier_id or s.payload.get("dossier_id"), t.known))
         policy.check_sender(flow, s.sender, t.dossier)
     t.payload = _bound(ing.registry, flow, s.sender, t.dossier, s.payload)
     s.recipients = policy.recipients_for(ing.registry, flow, t.dossier, s.sender, s.recipients)
@@ -128,75 +126,160 @@ def authorise(ing: Ingress, t: Transit) -> Transit:
     return t
 
 
-def store(ing: Ingress, t: Transit) -> Transit:
-    """One transaction: message, dossier state, outbox row and the audit events of the way in
-    (shared with whatever other submissions are ready at the same moment: group commit)."""
+def _writer(t: Transit) -> Write:
+    """The envelope of a message that passed every check, and the part that stores it: its rows and
+    one `accepted` event, which says what it passed (contract, categories, Art. 11) and to whom it goes."""
     s, flow = t.submission, t.flow
-    env = Envelope(
+    env = t.envelope = Envelope(
         message_id=s.message_id or new_id(), flow_id=flow.id, sender=s.sender, recipients=s.recipients,
         purpose=flow.purpose, correlation_id=s.correlation_id or t.dossier["id"], payload=t.payload,
         dossier_id=t.dossier["id"], acting_person=s.acting_person, received_at=t.received_at,
     )
+    event = AuditEvent("accepted", flow_id=flow.id, message_id=env.message_id, correlation_id=env.correlation_id,
+                       dossier_id=env.dossier_id, actor=env.sender, acting_person=env.acting_person,
+                       purpose=flow.purpose, legal_basis=flow.legal_basis, data_categories=sorted(t.categories),
+                       reason=",".join(env.recipients), payload_hash=env.payload_hash)
 
     def write(w: Batch) -> list[AuditEvent]:
         write_dossier(w, flow, env, t.dossier)
         write_message(w, env)
-        common = dict(flow_id=flow.id, message_id=env.message_id, correlation_id=env.correlation_id,
-                      dossier_id=env.dossier_id, actor=env.sender, acting_person=env.acting_person,
-                      purpose=flow.purpose, legal_basis=flow.legal_basis,
-                      data_categories=sorted(t.categories), payload_hash=env.payload_hash)
-        return [AuditEvent("received", **common), AuditEvent("validated", **common),
-                AuditEvent("authorised", **common, reason=",".join(env.recipients)),
-                AuditEvent("stored", **common)]
+        return [event]
 
-    ing.work.write(write)
-    t.envelope = env
-    return t
+    return write
 
 
-INGRESS_STEPS: list[Callable[[Ingress, Transit], Transit]] = [
-    deduplicate, find_flow, validate, authorise, store,
-]
+INGRESS_STEPS: list[Callable[[Ingress, Transit], Transit]] = [find_flow, validate, authorise]
 
 
 def submit(ing: Ingress, submission: Submission) -> Accepted:
-    """Run a submission through INGRESS_STEPS; on refusal write the `rejected` event and re-raise."""
-    t = Transit(submission, received_at=ing.clock())
-    try:
-        for step in INGRESS_STEPS:
-            t = step(ing, t)
-            if t.duplicate_of:
-                return t.duplicate_of
-    except IntegrityError:
-        # the same message id raced in twice: the first one won, this one is its duplicate
-        with ing.work.reads.connect() as conn:
-            if dup := _duplicate(ing, conn, submission):
-                return dup
-        raise
-    except HubError as err:
-        reject(ing, submission, err, t)
-        raise
-    except (KeyError, TypeError, AttributeError) as err:  # a payload shape the contract let through
-        wrapped = MalformedMessage(f"payload shape not understood: {type(err).__name__}")
-        reject(ing, submission, wrapped, t)
-        raise wrapped from err
-    ing.on_stored()
-    return Accepted(t.envelope.message_id, t.envelope.dossier_id, t.envelope.recipients)
+    """One submission (see submit_many): its answer, or the HubError that refused it, raised."""
+    answer = submit_many(ing, [submission])[0]
+    if isinstance(answer, HubError):
+        raise answer
+    return answer
+
+
+MAX_BATCH = 500   # submissions in one submit_many (the batch endpoint and the AMQP ingress take at most this)
+
+
+def submit_many(ing: Ingress, submissions: Sequence[Submission]) -> list[Accepted | HubError]:
+    """Run each submission through the same steps as `submit`; return each one's answer, in order:
+    Accepted (duplicate=True for a message id already used for the same message), or the HubError
+    that refused it (audited, as `submit` does). One duplicate lookup and one transaction serve the
+    lot. Messages about the same dossier are taken in the order given: a later one is checked only
+    once the earlier ones are stored, as if sent one after the other. The store or the broker being
+    away is raised, not answered: nothing of the batch is then known to be stored."""
+    if len(submissions) > MAX_BATCH:
+        raise ValueError(f"at most {MAX_BATCH} submissions at once, not {len(submissions)}")
+    answers: list[Accepted | HubError | None] = [None] * len(submissions)
+    pending = list(range(len(submissions)))
+    while pending:   # one wave per message about a dossier already met in this batch
+        pending = _wave(ing, submissions, pending, answers)
+    if any(isinstance(a, Accepted) and not a.duplicate for a in answers):
+        ing.on_stored()
+    return answers   # type: ignore[return-value]
+
+
+def _wave(ing: Ingress, submissions: Sequence[Submission], todo: list[int],
+          answers: list[Accepted | HubError | None]) -> list[int]:
+    """Check and store the submissions of `todo` that touch a dossier (or message id) at most once;
+    return the rest, for the next wave."""
+    now = ing.clock()
+    wave, later, seen = [], [], set()
+    for i in todo:
+        s = submissions[i]
+        keys = {("m", s.message_id)} if s.message_id else set()
+        if (dossier := _dossier_of(s)) is not None:
+            keys.add(("d", dossier))
+        if keys & seen:
+            later.append(i)
+        else:
+            seen |= keys
+            wave.append(i)
+    known = _duplicates(ing, [submissions[i] for i in wave])
+    dossiers = load_dossiers(ing.work.reads, [d for i in wave if (d := _dossier_of(submissions[i]))])
+    parts: list[tuple[int, Transit]] = []
+    refused: list[tuple[int, Transit, HubError]] = []
+    for i in wave:
+        s = submissions[i]
+        t = Transit(s, received_at=now, known=dossiers)
+        try:
+            if s.message_id and s.message_id in known:
+                answers[i] = _answer_duplicate(ing, s, known[s.message_id])
+                continue
+            for step in INGRESS_STEPS:
+                t = step(ing, t)
+        except HubError as err:
+            refused.append((i, t, err))
+            continue
+        except (KeyError, TypeError, AttributeError) as err:   # a payload shape the contract let through
+            wrapped = MalformedMessage(f"payload shape not understood: {type(err).__name__}")
+            wrapped.__cause__ = err
+            refused.append((i, t, wrapped))
+            continue
+        parts.append((i, t))
+    errors = ing.work.write_many([_writer(t) for _, t in parts])
+    for (i, t), error in zip(parts, errors):
+        if error is None:
+            answers[i] = Accepted(t.envelope.message_id, t.envelope.dossier_id, t.envelope.recipients)
+        elif isinstance(error, IntegrityError):   # the same message id raced in from elsewhere
+            with ing.work.reads.connect() as conn:
+                stored = stored_message(conn, t.submission.message_id) if t.submission.message_id else None
+            if stored is None:
+                raise error
+            try:
+                answers[i] = _answer_duplicate(ing, t.submission, stored)
+            except HubError as err:
+                refused.append((i, t, err))
+        elif isinstance(error, HubError):          # the dossier moved meanwhile (409)
+            refused.append((i, t, error))
+        else:                                       # the store is away: the caller answers for the lot
+            raise error
+    if refused:
+        ing.work.record([_rejected(s_err, t.submission, t) for _, t, s_err in refused])
+        for i, _, err in refused:
+            err.audited = True
+            answers[i] = err
+    return later
+
+
+def _dossier_of(s: Submission) -> str | None:
+    """The dossier a submission names (the envelope's, else the payload's), if any."""
+    value = s.dossier_id or (s.payload.get("dossier_id") if isinstance(s.payload, dict) else None)
+    return value if isinstance(value, str) else None
+
+
+def _duplicates(ing: Ingress, batch: Sequence[Submission]) -> dict[str, Stored]:
+    ids = [s.message_id for s in batch if s.message_id]
+    if not ids:
+        return {}
+    with ing.work.reads.connect() as conn:
+        return stored_messages(conn, ids)
+
+
+def _answer_duplicate(ing: Ingress, s: Submission, stored: Stored) -> Accepted:
+    if stored.sender != s.sender or not _same_payload(ing, s, stored.payload_hash, stored.dossier_id):
+        raise MalformedMessage("message_id already used for another message", code="message_id_reused")
+    return Accepted(s.message_id, stored.dossier_id, stored.recipients, duplicate=True)
 
 
 def reject(ing: Ingress, s: Submission, err: HubError, t: Transit | None = None) -> None:
     """The one trace a refused message leaves: who tried what, why it was refused, the payload's hash."""
     err.audited = True
+    ing.work.record([_rejected(err, s, t)])
+
+
+def _rejected(err: HubError, s: Submission, t: Transit | None) -> AuditEvent:
     flow = t.flow if t else None
     try:
         digest = payload_hash(s.payload)
     except (TypeError, ValueError):
         digest = None
-    ing.work.record([AuditEvent(
+    return AuditEvent(
         "rejected", outcome="rejected", flow_id=s.flow_id, message_id=s.message_id,
         correlation_id=s.correlation_id, dossier_id=s.dossier_id, actor=s.sender,
         acting_person=s.acting_person, purpose=flow.purpose if flow else None,
-        legal_basis=flow.legal_basis if flow else (), reason=err.code, payload_hash=digest)])
+        legal_basis=flow.legal_basis if flow else (), reason=err.code, payload_hash=digest)
 
 
 def _change(flow: Flow, dossier: dict[str, Any], payload: dict[str, Any], at: datetime) -> dict[str, Any]:
@@ -227,11 +310,7 @@ def _duplicate(ing: Ingress, conn: Any, s: Submission) -> Accepted | None:
     """The first answer to a message id already used by this sender for this payload; a message id
     used for another message is refused."""
     stored = stored_message(conn, s.message_id)
-    if stored is None:
-        return None
-    if stored.sender != s.sender or not _same_payload(ing, s, stored.payload_hash, stored.dossier_id):
-        raise MalformedMessage("message_id already used for another message", code="message_id_reused")
-    return Accepted(s.message_id, stored.dossier_id, stored.recipients, duplicate=True)
+    return None if stored is None else _answer_duplicate(ing, s, stored)
 
 
 def _same_payload(ing: Ingress, s: Submission, stored_hash: str, dossier_id: str | None) -> bool:

@@ -63,8 +63,7 @@ def test_whole_procedure(running_hub):
     assert report.intact, report
     with hub.engine.connect() as conn:
         events = {r.event for r in conn.execute(select(audit_events.c.event))}
-    assert {"received", "validated", "authorised", "stored", "routed", "delivered", "acknowledged",
-            "consulted"} <= events
+    assert {"accepted", "routed", "delivered", "acknowledged", "consulted"} <= events
 
 
 def test_redelivered_envelope_is_not_delivered_twice(running_hub):
@@ -137,5 +136,5 @@ def test_burst_from_concurrent_senders_is_delivered_once_each(running_hub):
         per_event = dict(conn.execute(select(audit_events.c.event, func.count())
                                       .group_by(audit_events.c.event)).all())
     assert sorted(delivered) == sorted(ids)
-    assert per_event["stored"] == per_event["routed"] == per_event["delivered"] == 60
+    assert per_event["accepted"] == per_event["routed"] == per_event["delivered"] == 60
     assert audit.verify(hub.engine).intact

@@ -20,8 +20,8 @@ from hub.infra.store.schema import audit_events, deliveries
 
 FLOW = "single-permit.application-submitted"
 REGIONS = ("flanders", "wallonia", "brussels", "german_speaking")
-EVENTS_PER_MESSAGE = 7  # received, validated, authorised, stored, routed, delivered, acknowledged
-STAGES = (("received", "routed", "submit → on the broker"), ("routed", "delivered", "route queue → inbox"),
+EVENTS_PER_MESSAGE = 4  # accepted, routed, delivered, acknowledged
+STAGES = (("accepted", "routed", "submit → on the broker"), ("routed", "delivered", "route queue → inbox"),
           ("delivered", "acknowledged", "inbox → ack"))
 
 
@@ -157,7 +157,7 @@ def stage_latencies(engine: Engine, message_ids: Sequence[str]) -> dict[str, tup
     times: dict[str, dict[str, datetime]] = {}
     with engine.connect() as conn:
         rows = conn.execute(select(audit_events.c.message_id, audit_events.c.event, audit_events.c.ts)
-                            .where(audit_events.c.event.in_(["received", "routed", "delivered", "acknowledged"])))
+                            .where(audit_events.c.event.in_(["accepted", "routed", "delivered", "acknowledged"])))
         for mid, event, ts in rows:
             if mid in wanted:
                 times.setdefault(mid, {})[event] = ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)

@@ -5,6 +5,8 @@ caller of `hub.audit.chain.append`, with the store's checkpoint policy. Three wa
 
     write(fn)        fn(batch) writes its rows and returns its audit events. Writers share one
                      transaction, one audit append and one commit (group commit, below).
+    write_many(fns)  several parts handed over at once (a batch of submissions): they go into the
+                     same transaction, and each gets its own outcome back.
     record(events)   audit events alone (a consultation, a refusal): a write with no rows.
     transaction()    a transaction of its own, for work that must hold its own locks or call out
                      while it holds them (the relay publishes before it marks its rows; retention
@@ -99,23 +101,33 @@ class Transaction:
 
 
 class UnitOfWork:
-    def __init__(self, engine: Engine, checkpoints: CheckpointPolicy | None = None, max_batch: int = 64,
+    def __init__(self, engine: Engine, checkpoints: CheckpointPolicy | None = None, max_batch: int = 500,
                  clock: Callable[[], datetime] = utcnow):
         self.engine, self._max, self._clock = engine, max_batch, clock
         self.reads = reader(engine)          # the same pool, for transactions that only read
         self.checkpoints = checkpoints       # None: nothing is sealed as it goes (tests, tools)
-        self._queue: queue.SimpleQueue[_Part] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Part]] = queue.SimpleQueue()   # what one caller handed over
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def write(self, fn: Write) -> None:
         """Run `fn` inside a shared transaction; return once committed, or raise its error."""
+        error = self.write_many([fn])[0]
+        if error is not None:
+            raise error
+
+    def write_many(self, fns: Sequence[Write]) -> list[BaseException | None]:
+        """Run each of `fns` inside a shared transaction; return once all are committed, with each
+        one's own error (None: committed). Handed over together, they are committed together
+        (unless they outnumber the batch bound); a failing one is found out and stands alone."""
+        if not fns:
+            return []
         self._ensure_thread()
-        part = _Part(fn)
-        self._queue.put(part)
-        part.done.wait()
-        if part.error is not None:
-            raise part.error
+        parts = [_Part(fn) for fn in fns]
+        self._queue.put(parts)
+        for part in parts:
+            part.done.wait()
+        return [part.error for part in parts]
 
     def record(self, events: Sequence[AuditEvent], at: datetime | None = None) -> None:
         """Append audit events alone; return once committed. `at`: the time they carry, when the
@@ -164,28 +176,28 @@ class UnitOfWork:
             thread.join(timeout=10)
         while True:   # a part handed over as the committer stopped is still written, here
             try:
-                part = self._queue.get_nowait()
+                parts = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if part is not _STOP:
-                self._commit([part])
+            if parts is not _STOP:
+                self._commit(parts)
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
                 return
-            batch = [first]
+            batch = list(first)
             stop = False
             while len(batch) < self._max:
                 try:
-                    part = self._queue.get_nowait()
+                    parts = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if part is _STOP:
+                if parts is _STOP:
                     stop = True
                     break
-                batch.append(part)
+                batch.extend(parts)
             self._commit(batch)
             if stop:
                 return

@@ -55,7 +55,7 @@ class AuditEventOut(BaseModel):
 
     seq: int = Field(description="the event's place in the chain")
     ts: Timestamp
-    event: str = Field(description="received, validated, authorised, stored, routed, delivered, consulted, rejected, …")
+    event: str = Field(description="accepted, routed, delivered, acknowledged, consulted, rejected, …")
     outcome: str = Field(description="ok, rejected, …")
     flow_id: str | None
     message_id: str | None
