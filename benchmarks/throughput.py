@@ -79,6 +79,9 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="drive the hub through the HTTP API of `wib-hub serve` (its own process) instead")
     p.add_argument("--worker-process", action="store_true",
                    help="relay and routers in a `wib-hub worker` process beside this one (not with --http)")
+    p.add_argument("--submit-batch", type=int, default=1,
+                   help="in-process clients hand over this many submissions at once (ingress.submit_many); "
+                        "default 1: one submit() per message")
     p.add_argument("--probe", type=int, default=50, help="messages sent one at a time after the run (default 50)")
     p.add_argument("--poll-ms", type=float, default=10.0, help="inbox poll interval when empty (default 10)")
     p.add_argument("--batch", type=int, default=Settings.model_fields["relay_batch"].default,

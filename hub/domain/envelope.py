@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+from hub.domain import jsonbytes
+
 
 def canonical_json(value: Any) -> bytes:
-    """Stable bytes for hashing: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    """Stable bytes for hashing: sorted keys, no spaces, UTF-8 (hub.domain.jsonbytes.canonical)."""
+    return jsonbytes.canonical(value)
 
 
 def payload_hash(payload: Any) -> str:
@@ -62,14 +63,20 @@ class Envelope:
         data = {name: getattr(self, name) for name in _FIELDS}   # no deep copy, unlike asdict
         data["recipients"] = list(self.recipients)
         data["received_at"] = self.received_at.isoformat()
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        return jsonbytes.dumps(data)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Envelope":
-        data = json.loads(raw)
+        data = jsonbytes.loads(raw)
         data["recipients"] = tuple(data["recipients"])
         data["received_at"] = datetime.fromisoformat(data["received_at"])
         return cls(**data)
 
 
 _FIELDS = tuple(f.name for f in fields(Envelope))
+
+
+def envelope_bytes(header: dict[str, Any], payload_json: bytes) -> bytes:
+    """The bytes of an envelope whose payload is JSON text already (as stored): the other fields
+    (JSON-ready: recipients a list, received_at ISO 8601) encoded, the payload spliced in as it is."""
+    return jsonbytes.dumps(header)[:-1] + b',"payload":' + payload_json + b"}"

@@ -10,7 +10,6 @@ Every read of a dossier, and every read of an item with a special category, is o
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from hub.audit import AuditEvent
-from hub.domain import projection
+from hub.domain import jsonbytes, projection
 from hub.domain.categories import SPECIAL_CATEGORIES
 from hub.domain.designations import Designations
 from hub.domain.envelope import iso_utc, utcnow
@@ -53,7 +52,7 @@ def inbox_item(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def inbox_item_bytes(row: Mapping[str, Any]) -> bytes:
-    return json.dumps(inbox_item(row), separators=(",", ":"), ensure_ascii=False).encode()
+    return jsonbytes.dumps(inbox_item(row))
 
 
 def read_inbox(work: UnitOfWork, registry: Registry, designations: Designations, party: str,

@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Text, bindparam, cast, select, update
 
 from hub.audit import AuditEvent
-from hub.domain.envelope import Envelope, utcnow
+from hub.domain.envelope import as_utc, envelope_bytes, utcnow
 from hub.domain.parties import PLATFORM
 from hub.domain.retry import Backoff
 from hub.infra.store.notify import OutboxListener, listener_for
@@ -48,25 +48,17 @@ class Relay:
         # a transaction of its own: the rows stay locked while the broker confirms them
         with self.work.transaction() as tx:
             conn = tx.conn
-            pending = select(outbox.c.id, outbox.c.message_id).where(outbox.c.relayed_at.is_(None)) \
-                .order_by(outbox.c.id).limit(self.batch)
-            if conn.dialect.name == "postgresql":
-                pending = pending.with_for_update(skip_locked=True)
-            rows = conn.execute(pending).all()
+            rows = waiting(conn, self.batch)
             if not rows:
                 return 0
-            ids = [r.message_id for r in rows]
-            stored = {m.id: m for m in conn.execute(select(messages).where(messages.c.id.in_(ids))).mappings()}
-            envelopes = [envelope_of(stored[i]) for i in ids]
             # published (and confirmed) before the rows are marked: a crash in between re-publishes,
             # and delivery is idempotent, so nothing is lost and nothing is delivered twice
-            self.transport.publish_many([(self.queue, e.message_id, e.to_bytes(), None) for e in envelopes])
-            conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
-                         .values(relayed_at=self.clock()))
+            self.transport.publish_many([(self.queue, r.message_id, carried(r), None) for r in rows])
+            conn.execute(_MARK, {"ids": [r.id for r in rows], "now": self.clock()})
             tx.record([AuditEvent(
-                "routed", flow_id=e.flow_id, message_id=e.message_id, correlation_id=e.correlation_id,
-                dossier_id=e.dossier_id, actor=PLATFORM, purpose=e.purpose, payload_hash=e.payload_hash,
-                reason=self.queue) for e in envelopes])
+                "routed", flow_id=r.flow_id, message_id=r.message_id, correlation_id=r.correlation_id,
+                dossier_id=r.dossier_id, actor=PLATFORM, purpose=r.purpose, payload_hash=r.payload_hash,
+                reason=self.queue) for r in rows])
         return len(rows)
 
     def run(self, stop: threading.Event, wake: threading.Event, poll_s: float = 0.25,
@@ -135,10 +127,29 @@ def _close(listener: OutboxListener | None) -> None:
             pass
 
 
-def envelope_of(m: Any) -> Envelope:
-    """A stored message (a `messages` row) as the envelope the broker carries."""
-    return Envelope(message_id=m["id"], flow_id=m["flow_id"], sender=m["sender"],
-                    recipients=tuple(m["recipients"]), purpose=m["purpose"],
-                    correlation_id=m["correlation_id"], payload=m["payload"], dossier_id=m["dossier_id"],
-                    acting_person=m["acting_person"], received_at=m["received_at"],
-                    payload_hash=m["payload_hash"])
+# What is waiting, oldest first, with what the envelope carries: one query, built once. The payload
+# comes as the text it is stored as, and goes into the envelope as it is (read and written once, at
+# the ingress: never parsed and encoded again here).
+_HEADER = (messages.c.flow_id, messages.c.sender, messages.c.recipients, messages.c.purpose,
+           messages.c.correlation_id, messages.c.dossier_id, messages.c.acting_person, messages.c.received_at,
+           messages.c.payload_hash)
+_PENDING = select(outbox.c.id, outbox.c.message_id, *_HEADER, cast(messages.c.payload, Text).label("payload")) \
+    .join(messages, messages.c.id == outbox.c.message_id).where(outbox.c.relayed_at.is_(None)) \
+    .order_by(outbox.c.id).limit(bindparam("n"))
+_PENDING_PG = _PENDING.with_for_update(skip_locked=True, of=outbox)   # relays in other processes take others
+_MARK = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True))).values(relayed_at=bindparam("now"))
+
+
+def waiting(conn: Connection, limit: int) -> list[Any]:
+    """Up to `limit` messages waiting in the outbox, oldest first (on PostgreSQL locked, skipping
+    those another relay holds): outbox id, message id, the envelope's fields, payload as stored."""
+    return conn.execute(_PENDING_PG if conn.dialect.name == "postgresql" else _PENDING, {"n": limit}).all()
+
+
+def carried(r: Any) -> bytes:
+    """The envelope of a stored message, its payload spliced in as stored (Envelope.from_bytes reads it)."""
+    return envelope_bytes(dict(
+        message_id=r.message_id, flow_id=r.flow_id, sender=r.sender, recipients=list(r.recipients),
+        purpose=r.purpose, correlation_id=r.correlation_id, dossier_id=r.dossier_id,
+        acting_person=r.acting_person, received_at=as_utc(r.received_at).isoformat(),
+        payload_hash=r.payload_hash), r.payload.encode())

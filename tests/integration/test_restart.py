@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from hub import audit
 from hub.bootstrap import build_hub
 from hub.domain import samples
-from hub.infra.store.schema import deliveries, messages, outbox
+from hub.infra.store.schema import deliveries, outbox
 from hub.messaging.ingress import Submission, submit
-from hub.messaging.relay import envelope_of as _envelope
+from hub.messaging import relay
 from tests.support import hub_settings, shut_down
 
 
@@ -39,8 +39,8 @@ def test_restart_delivers_exactly_once(tmp_path, store_url, broker_url, stop_aft
     elif stop_after == "published_not_marked":
         # the relay crashed after the broker confirmed but before the outbox row was marked
         with first.engine.connect() as conn:
-            env = _envelope(conn.execute(select(messages)).mappings().one())
-        first.transport.publish(first.route_queue, env.message_id, env.to_bytes())
+            [row] = relay.waiting(conn, 10)
+        first.transport.publish(first.route_queue, row.message_id, relay.carried(row))
     first.close()   # the hub stops: nothing was delivered yet
     assert _deliveries(first) == 0
 

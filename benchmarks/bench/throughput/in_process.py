@@ -1,5 +1,6 @@
 """The hub in this process, built by hub.bootstrap.build_hub like `wib-hub serve`: client threads
-call hub.messaging.ingress.submit (the HTTP layer is not measured), recipient threads read their
+call hub.messaging.ingress.submit_many with --submit-batch messages at a time (1: one message per
+call, as a single API request; the HTTP layer is not measured), recipient threads read their
 inboxes and acknowledge. The relay and the routers run here, or in a `wib-hub worker` process
 (--worker-process), as the production shape runs them."""
 from __future__ import annotations
@@ -23,7 +24,7 @@ from hub.bootstrap import Hub, build_hub
 from hub.domain.flows import region_party
 from hub.infra.store.schema import deliveries
 from hub.messaging.inbox import acknowledge, inbox_item
-from hub.messaging.ingress import Submission, submit
+from hub.messaging.ingress import Accepted, Submission, submit, submit_many
 
 
 class Inboxes:
@@ -84,11 +85,17 @@ def run_in_process(config: str, setup: HubSetup, args: argparse.Namespace) -> Re
             returned: dict[str, float] = {}
 
             def client(chunk: Sequence[dict[str, Any]]) -> None:
-                for payload in chunk:
+                step = max(1, args.submit_batch)
+                for at in range(0, len(chunk), step):
                     t0 = time.perf_counter()
-                    accepted = submit(ingress, Submission(flow_id=FLOW, sender="portal", payload=payload))
-                    returned[accepted.message_id] = time.perf_counter()
-                    submitted[accepted.message_id] = t0
+                    answers = submit_many(ingress, [Submission(flow_id=FLOW, sender="portal", payload=payload)
+                                                    for payload in chunk[at:at + step]])
+                    t1 = time.perf_counter()
+                    for accepted in answers:
+                        if not isinstance(accepted, Accepted):
+                            raise accepted
+                        returned[accepted.message_id] = t1
+                        submitted[accepted.message_id] = t0
 
             run_threads(client, split(batch, args.clients), "client")
             return submitted, returned

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event
+
+from hub.domain import jsonbytes
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -25,7 +28,7 @@ def open_engine(url: str) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               pool_size=8, max_overflow=8)
+                               pool_size=8, max_overflow=8, json_serializer=_json_text, json_deserializer=jsonbytes.loads)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
@@ -49,7 +52,12 @@ def open_engine(url: str) -> Engine:
     # one round trip per checkout, a few per message. While the server is really down, the error
     # reaches the caller, which answers 503 (is_unavailable).
     return create_engine(url, pool_size=16, max_overflow=16, pool_recycle=1800, pool_pre_ping=True,
-                         pool_timeout=10)
+                         pool_timeout=10, json_serializer=jsonbytes.dumps, json_deserializer=jsonbytes.loads)
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns on SQLite are text (PostgreSQL's driver takes the bytes as they are)."""
+    return jsonbytes.dumps(value).decode()
 
 
 def _store_errors() -> tuple[type[BaseException], ...]:
