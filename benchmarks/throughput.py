@@ -79,6 +79,9 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="drive the hub through the HTTP API of `wib-hub serve` (its own process) instead")
     p.add_argument("--worker-process", action="store_true",
                    help="relay and routers in a `wib-hub worker` process beside this one (not with --http)")
+    p.add_argument("--worker-processes", type=int, default=0, metavar="N",
+                   help="relay and routers in N `wib-hub worker` processes sharing the work (not with --http; "
+                        "--worker-process is N=1)")
     p.add_argument("--submit-batch", type=int, default=1,
                    help="in-process clients hand over this many submissions at once (ingress.submit_many); "
                         "default 1: one submit() per message")

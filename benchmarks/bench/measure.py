@@ -41,6 +41,28 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# The servers beside the hub, by process name: their share of the host's CPU is reported apart.
+SERVICES = {"postgres": "pg", "beam.smp": "mq", "erl_child_setup": "mq"}
+
+
+def _service_ticks() -> dict[int, tuple[str, int]]:
+    """CPU ticks so far of every PostgreSQL and RabbitMQ process on the host, by pid."""
+    out: dict[int, tuple[str, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        if name in SERVICES:
+            fields = text.rsplit(")", 1)[1].split()
+            out[int(entry.name)] = (SERVICES[name], int(fields[11]) + int(fields[12]))
+    return out
+
+
 def _host_ticks() -> tuple[int, int] | None:
     """All CPU ticks of the host so far, and the idle ones among them (idle + iowait)."""
     try:
@@ -56,6 +78,7 @@ class CpuMeter:
 
     def __init__(self, include_self: bool = True, pids: Sequence[int] = ()) -> None:
         self.include_self, self.pids = include_self, list(pids)
+        self.services0 = _service_ticks()
         self.proc0, self.host0, self.wall0 = self._procs(), _host_ticks(), time.perf_counter()
 
     def _procs(self) -> float | None:
@@ -76,7 +99,13 @@ class CpuMeter:
             total, idle = host1[0] - self.host0[0], host1[1] - self.host0[1]
             busy = 100.0 * (total - idle) / total if total else None
         cores = (proc1 - self.proc0) / wall if wall and proc1 is not None and self.proc0 is not None else None
-        return {"py_cores": cores, "host_busy_pct": busy}
+        services1, tick = _service_ticks(), os.sysconf("SC_CLK_TCK")
+        used = {name: 0 for name in SERVICES.values()}
+        for pid, (name, ticks) in services1.items():
+            if pid in self.services0 and self.services0[pid][0] == name:
+                used[name] += ticks - self.services0[pid][1]
+        split = {f"{name}_cores": (n / tick / wall if wall else None) for name, n in used.items()}
+        return {"py_cores": cores, "host_busy_pct": busy, **split}
 
 
 def percentile(values: Sequence[float], q: float) -> float:

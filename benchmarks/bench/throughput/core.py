@@ -39,6 +39,8 @@ class Result:
     submit_p50_ms: float | None = None  # hub only: time inside submit() (what an API call would wait)
     py_cores: float | None = None
     host_busy_pct: float | None = None
+    pg_cores: float | None = None      # PostgreSQL's processes (all backends), over the same interval
+    mq_cores: float | None = None      # RabbitMQ's
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,7 +56,8 @@ def finish(config: str, submitted: dict[str, float], acked: dict[str, float], cp
     lat = [(acked[m] - submitted[m]) * 1000 for m in ids]
     wall = end - start
     return Result(config, len(ids), wall, len(ids) / wall, percentile(lat, 50), percentile(lat, 99),
-                  py_cores=cpu.get("py_cores"), host_busy_pct=cpu.get("host_busy_pct"), **extra)
+                  py_cores=cpu.get("py_cores"), host_busy_pct=cpu.get("host_busy_pct"),
+                  pg_cores=cpu.get("pg_cores"), mq_cores=cpu.get("mq_cores"), **extra)
 
 
 def hub_result(config: str, submitted: dict[str, float], returned: dict[str, float], acked: dict[str, float],

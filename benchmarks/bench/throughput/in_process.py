@@ -70,11 +70,14 @@ class Inboxes:
 def run_in_process(config: str, setup: HubSetup, args: argparse.Namespace) -> Result:
     """Warm-up, the measured load, the one-at-a-time probe, then the checks on the store."""
     hub = build_hub(setup.settings)
-    worker: subprocess.Popen | None = None
+    workers: list[subprocess.Popen] = []
     label = f"hub, {config}"
-    if args.worker_process:
-        worker, _ = start_hub_process(setup.settings, ["worker", "--routers", str(args.routers)])
-        label += ", worker process"
+    processes = args.worker_processes or (1 if args.worker_process else 0)
+    if processes:
+        for k in range(processes):
+            workers.append(start_hub_process(setup.settings, ["worker", "--routers", str(args.routers)],
+                                             log_name=f"worker-{k + 1}")[0])
+        label += f", {processes} worker process{'es' if processes > 1 else ''}"
     else:
         hub.start_workers(routers=args.routers)
     inboxes = Inboxes(hub, [region_party(r) for r in REGIONS], poll_s=args.poll_ms / 1000)
@@ -105,7 +108,7 @@ def run_in_process(config: str, setup: HubSetup, args: argparse.Namespace) -> Re
         wait_all(list(warm), inboxes.acked, args.timeout, f"{config} warm-up")
 
         batch = payloads(args.messages, offset=0)
-        cpu = CpuMeter(pids=[worker.pid] if worker else [])
+        cpu = CpuMeter(pids=[w.pid for w in workers])
         submitted, returned = load(batch)
         wait_all(list(submitted), inboxes.acked, args.timeout, config)
         usage = cpu.stop()
@@ -126,6 +129,6 @@ def run_in_process(config: str, setup: HubSetup, args: argparse.Namespace) -> Re
         return result
     finally:
         inboxes.close()
-        if worker is not None:
-            stop_hub_process(worker)
+        for w in workers:
+            stop_hub_process(w)
         hub.close()

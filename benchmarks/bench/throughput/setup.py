@@ -49,7 +49,8 @@ def hub_setup(config: str, args: argparse.Namespace) -> Iterator[HubSetup]:
                 delete_hub_queues(settings)
 
 
-def start_hub_process(st: Settings, command: list[str], **env_extra: str) -> tuple[subprocess.Popen, Path]:
+def start_hub_process(st: Settings, command: list[str], log_name: str | None = None,
+                      **env_extra: str) -> tuple[subprocess.Popen, Path]:
     """`wib-hub <command>` in its own process, configured through HUB_* as in a deployment; its
     output goes to a log file in the data directory (returned), read when it fails to start."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
@@ -59,7 +60,7 @@ def start_hub_process(st: Settings, command: list[str], **env_extra: str) -> tup
                # the benchmark measures the pipeline, not the per-party limiter (its clients poll hard)
                HUB_RATE_LIMIT_PER_SECOND="0", **env_extra)
     st.data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = st.data_dir / f"{command[0]}.log"
+    log_path = st.data_dir / f"{log_name or command[0]}.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen([sys.executable, "-c", "from hub.interfaces.cli.main import main; main()",
                                  *command], env=env, stdout=log_file, stderr=subprocess.STDOUT)
