@@ -73,7 +73,7 @@ def _build(settings: Settings | None = None):
         raise typer.Exit(2) from err
 
 
-def _run_api(hub, host: str, port: int) -> None:
+def _run_api(hub, host: str, port: int, sockets=None) -> None:
     import uvicorn
 
     from hub.interfaces.api.app import create_app
@@ -83,7 +83,7 @@ def _run_api(hub, host: str, port: int) -> None:
         threading.Thread(target=lambda: hub.runtime.failed.wait() and setattr(server, "should_exit", True),
                          name="watch-workers", daemon=True).start()
     try:
-        server.run()
+        server.run(sockets=sockets)
     except KeyboardInterrupt:
         pass
     if not server.started:   # e.g. the port is taken (uvicorn said why): as uvicorn.run, exit 3
@@ -120,14 +120,40 @@ def serve(host: Annotated[Optional[str], typer.Option()] = None,
 
 @app.command()
 def api(host: Annotated[Optional[str], typer.Option()] = None,
-        port: Annotated[Optional[int], typer.Option()] = None) -> None:
+        port: Annotated[Optional[int], typer.Option()] = None,
+        processes: Annotated[int, typer.Option(min=1, max=64, help="API processes sharing the port, each with "
+                                                                   "its own hub (one per core)")] = 1) -> None:
     """The API alone (run workers beside it with `wib-hub worker`)."""
     settings = Settings()
+    host, port = host or settings.host, port or settings.port
+    if processes > 1:
+        from hub.interfaces.api.processes import listen, run_processes
+        try:
+            sock = listen(host, port)
+        except OSError as err:
+            console.print(f"wib-hub api: cannot listen on {host}:{port}: {err.strerror}", markup=False,
+                          highlight=False, soft_wrap=True)
+            raise typer.Exit(3) from err
+        console.print(f"wib-hub api: {processes} processes on http://{host}:{port}", markup=False, highlight=False)
+        raise typer.Exit(run_processes(processes, sock, lambda s: _api_process(settings, host, port, s)))
     hub = _build(settings)
     try:
-        _run_api(hub, host or settings.host, port or settings.port)
+        _run_api(hub, host, port)
     finally:
         hub.close()
+
+
+def _api_process(settings: Settings, host: str, port: int, sock) -> int:
+    """One of `api --processes N`: its own hub on the shared socket; what it exits with."""
+    try:
+        hub = _build(settings)
+        try:
+            _run_api(hub, host, port, sockets=[sock])
+        finally:
+            hub.close()
+    except typer.Exit as done:
+        return done.exit_code
+    return 0
 
 
 @app.command()
