@@ -77,6 +77,8 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="messages per raw pika baseline (default 10000: it is fast, more make a steadier figure)")
     p.add_argument("--http", action="store_true",
                    help="drive the hub through the HTTP API of `wib-hub serve` (its own process) instead")
+    p.add_argument("--http-batch", type=int, metavar="N",
+                   help="with --http: clients POST /v1/messages:batch, N messages per request (default: one per request)")
     p.add_argument("--worker-process", action="store_true",
                    help="relay and routers in a `wib-hub worker` process beside this one (not with --http)")
     p.add_argument("--worker-processes", type=int, default=0, metavar="N",

@@ -1,6 +1,7 @@
 """The hub as `wib-hub serve` in its own process (API + relay + route consumers, as deployed on one
 machine), driven through its HTTP API (--http): clients POST /v1/applications, inboxes GET
-/v1/inbox and POST /v1/inbox/ack, each an httpx client with one keep-alive connection."""
+/v1/inbox and POST /v1/inbox/ack, each an httpx client with one keep-alive connection. With
+--http-batch N the clients POST /v1/messages:batch, N applications per request, instead."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ import httpx
 from adapters.simulator import free_port
 from bench.measure import CpuMeter
 from bench.throughput.core import (
-    REGIONS, Result, application, check_store, hub_result, payloads, probe, run_threads, split, stage_latencies,
+    FLOW, REGIONS, Result, application, check_store, hub_result, payloads, probe, run_threads, split, stage_latencies,
     wait_all,
 )
 from bench.throughput.setup import HubSetup, start_hub_process, stop_hub_process
@@ -90,8 +91,22 @@ def run_over_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Res
             submitted: dict[str, float] = {}
             returned: dict[str, float] = {}
 
+            def batches(http: httpx.Client, chunk: Sequence[dict[str, Any]], size: int) -> None:
+                for start in range(0, len(chunk), size):
+                    t0 = time.perf_counter()
+                    r = http.post("/v1/messages:batch",
+                                  json={"messages": [{"flow": FLOW, "payload": p} for p in chunk[start:start + size]]})
+                    results = r.json().get("results") if r.status_code == 200 else None
+                    if results is None or any(x["status"] != 202 for x in results):
+                        raise RuntimeError(f"POST /v1/messages:batch: {r.status_code} {r.text[:300]}")
+                    now = time.perf_counter()
+                    for x in results:
+                        returned[x["message_id"]], submitted[x["message_id"]] = now, t0
+
             def client(job: tuple[httpx.Client, Sequence[dict[str, Any]]]) -> None:
                 http, chunk = job
+                if args.http_batch:
+                    return batches(http, chunk, args.http_batch)
                 for payload in chunk:
                     t0 = time.perf_counter()
                     r = http.post("/v1/applications", json=payload)
@@ -120,7 +135,8 @@ def run_over_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Res
             return r.json()["message_id"]
 
         unloaded = probe(send_one, acked, args.probe) if args.probe else (float("nan"),) * 2
-        result = hub_result(f"hub, {config}, HTTP", submitted, returned, acked, usage, unloaded)
+        label = f"hub, {config}, HTTP" + (f", batch {args.http_batch}" if args.http_batch else "")
+        result = hub_result(label, submitted, returned, acked, usage, unloaded)
         stop.set()
         for t in inbox_threads:
             t.join(timeout=10)

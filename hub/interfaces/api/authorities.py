@@ -1,19 +1,20 @@
 """Routes for the authorities: send on a flow, pull the inbox, acknowledge, consult a dossier."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Union
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from hub.domain.errors import NotFound
+from hub.domain.errors import HubError, NotFound
+from hub.infra.auth import Caller
 from hub.interfaces.api.deps import CallerDep, HubDep, StrictRoute
 from hub.interfaces.api.hardening import INT_MAX
 from hub.interfaces.api.openapi import BODY_SCHEMA
-from hub.interfaces.api.problems import problem_responses
+from hub.interfaces.api.problems import Problem, for_error, problem_responses
 from hub.messaging.inbox import acknowledge, read_dossier, read_inbox
-from hub.messaging.ingress import Submission, submit
+from hub.messaging.ingress import MAX_BATCH, Submission, submit, submit_many
 
 router = APIRouter(prefix="/v1", tags=["authorities"], route_class=StrictRoute)
 
@@ -42,6 +43,45 @@ class Accepted(BaseModel):
     dossier_id: str | None
     recipients: list[str]
     duplicate: bool = Field(description="true: a retry of a message already taken (answered 200, not 202)")
+
+
+class BatchIn(BaseModel):
+    """Messages handed over at once: each is taken as if sent alone on POST /v1/messages, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class AcceptedResult(BaseModel):
+    """A message of the batch the hub took: 202 new, 200 a retry of a message already taken."""
+
+    status: Literal[202, 200] = Field(description="202: taken now; 200: a retry of a message already taken")
+    message_id: str
+    dossier_id: str | None
+    recipients: list[str]
+    duplicate: bool
+
+
+class RefusedResult(BaseModel):
+    """A message of the batch the hub refused: nothing of it is stored; `problem` is the RFC 9457
+    body POST /v1/messages would have answered for it (400 malformed or message_id_reused, 403 not
+    your flow or authority, 404 unknown dossier, 409 a move the dossier does not allow, 422 contract)."""
+
+    status: int = Field(ge=400, le=599, description="the HTTP status POST /v1/messages would have answered")
+    problem: Problem
+
+
+def _result_kind(value: Any) -> str:
+    status = value.get("status") if isinstance(value, dict) else getattr(value, "status", None)
+    return "accepted" if status in (200, 202) else "refused"
+
+
+BatchResult = Annotated[Union[Annotated[AcceptedResult, Tag("accepted")], Annotated[RefusedResult, Tag("refused")]],
+                        Discriminator(_result_kind)]
+
+
+class BatchResults(BaseModel):
+    results: list[BatchResult] = Field(description="one per message of the batch, in its order")
 
 
 class Delivery(BaseModel):
@@ -133,10 +173,32 @@ class Flows(BaseModel):
     flows: list[FlowSummary]
 
 
+def accepted_status(accepted) -> int:
+    return 200 if accepted.duplicate else 202
+
+
+def accepted_body(accepted) -> dict[str, Any]:
+    return {"message_id": accepted.message_id, "dossier_id": accepted.dossier_id,
+            "recipients": list(accepted.recipients), "duplicate": accepted.duplicate}
+
+
 def accepted_answer(accepted) -> JSONResponse:
-    return JSONResponse({"message_id": accepted.message_id, "dossier_id": accepted.dossier_id,
-                         "recipients": list(accepted.recipients), "duplicate": accepted.duplicate},
-                        status_code=200 if accepted.duplicate else 202)
+    return JSONResponse(accepted_body(accepted), status_code=accepted_status(accepted))
+
+
+def submission_of(caller: Caller, msg: MessageIn) -> Submission:
+    """What the caller hands over with one envelope: the sender and acting person from its token."""
+    return Submission(flow_id=msg.flow, sender=caller.party, payload=msg.payload, recipients=tuple(msg.recipients),
+                      dossier_id=msg.dossier_id, correlation_id=msg.correlation_id, message_id=msg.message_id,
+                      acting_person=caller.acting_person)
+
+
+def batch_result(answer: Any, instance: str) -> dict[str, Any]:
+    """One message's answer in a batch: as POST /v1/messages would have answered it (a refusal is
+    already on the record: submit_many audited it)."""
+    if isinstance(answer, HubError):
+        return {"status": answer.status, "problem": for_error(answer, instance)}
+    return {"status": accepted_status(answer), **accepted_body(answer)}
 
 
 @router.post("/messages", operation_id="sendMessage",
@@ -147,10 +209,30 @@ def accepted_answer(accepted) -> JSONResponse:
                                             "contract, or the flow is unknown or not open")},
              openapi_extra={BODY_SCHEMA: {"$ref": "#/components/schemas/Message"}})
 def send_message(hub: HubDep, caller: CallerDep, msg: Annotated[MessageIn, Body()]) -> JSONResponse:
-    return accepted_answer(submit(hub.ingress, Submission(
-        flow_id=msg.flow, sender=caller.party, payload=msg.payload, recipients=tuple(msg.recipients),
-        dossier_id=msg.dossier_id, correlation_id=msg.correlation_id, message_id=msg.message_id,
-        acting_person=caller.acting_person)))
+    return accepted_answer(submit(hub.ingress, submission_of(caller, msg)))
+
+
+@router.post("/messages:batch", operation_id="sendMessageBatch",
+             summary=f"Send up to {MAX_BATCH} messages at once, each answered on its own",
+             response_model=BatchResults,
+             responses={200: {"description": "each message's answer, in order: taken (202, or 200 for a retry) "
+                                             "or refused (its problem)"},
+                        **problem_responses(400, s400=f"the body is not a batch of 1 to {MAX_BATCH} messages "
+                                            "(problem `issues` name each fault): none of it is taken")},
+             openapi_extra={BODY_SCHEMA: {
+                 "type": "object", "additionalProperties": False, "required": ["messages"],
+                 "properties": {"messages": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH,
+                                             "items": {"$ref": "#/components/schemas/Message"}}}}})
+def send_messages(request: Request, hub: HubDep, caller: CallerDep,
+                  batch: Annotated[BatchIn, Body()]) -> JSONResponse:
+    """Each message is checked and taken as POST /v1/messages would (its own message id, its own
+    answer, in order; messages about the same dossier in the order given), and those taken are
+    stored together (one transaction per message about each dossier). The answer is 200 whatever
+    each message's fate: `results[i]` is the answer to `messages[i]`, a refusal the problem the
+    single route would have answered. The store being away is a 503 for the whole batch: send it
+    again with the same message ids, and a message already taken is answered as a duplicate."""
+    answers = submit_many(hub.ingress, [submission_of(caller, m) for m in batch.messages])
+    return JSONResponse({"results": [batch_result(a, request.url.path) for a in answers]})
 
 
 @router.get("/inbox", operation_id="listInbox",
