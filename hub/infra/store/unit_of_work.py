@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table
@@ -42,6 +41,7 @@ from hub.audit import AuditEvent, CheckpointPolicy, checkpoint_now
 from hub.audit.chain import append
 from hub.domain.envelope import utcnow
 from hub.infra.store.db import reader
+from hub.infra.store.rows import insert_rows
 
 __all__ = ["Batch", "Transaction", "UnitOfWork", "Write"]
 
@@ -64,16 +64,11 @@ class Batch:
 
     def flush(self) -> None:
         for table, rows in self._inserts.items():   # in the order the tables were first used
-            self.conn.execute(_insert(table), rows)
+            insert_rows(self.conn, table, rows)     # COPY on PostgreSQL (hub.infra.store.rows)
         self._inserts.clear()
         for step in self._after:
             step(self.conn)
         self._after.clear()
-
-
-@lru_cache(maxsize=None)
-def _insert(table: Table):
-    return table.insert()
 
 
 Write = Callable[[Batch], Sequence[AuditEvent]]
