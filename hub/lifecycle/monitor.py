@@ -12,7 +12,7 @@ from hub.audit import AuditEvent
 from hub.domain.categories import SOCIAL_SECURITY
 from hub.domain.dossier import NEGATIVE
 from hub.domain.parties import PLATFORM
-from hub.infra.store.schema import dossiers
+from hub.infra.store.schema import dossiers, stored_application
 from hub.infra.store.unit_of_work import UnitOfWork
 
 ACTIVE_STATES = ("decided", "notified")
@@ -24,7 +24,7 @@ def permit_holders_without_employment(work: UnitOfWork, source: Any, today: date
     Dimona period running today. The permit must be active: work granted, and residence not refused,
     withdrawn or ended (one negative part decides the single permit)."""
     with work.reads.connect() as conn:
-        rows = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.application)
+        rows = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, stored_application)
                             .where(dossiers.c.state.in_(ACTIVE_STATES), dossiers.c.work_outcome == "granted")
                             .where(or_(dossiers.c.residence_outcome.is_(None),
                                        dossiers.c.residence_outcome.not_in(sorted(NEGATIVE))))

@@ -14,7 +14,7 @@ from hub.domain import projection
 from hub.domain.consultation import Consultation
 from hub.domain.errors import UnknownDossier
 from hub.domain.flows import Registry
-from hub.infra.store.schema import dossiers, messages
+from hub.infra.store.schema import dossiers, messages, stored_application
 from hub.infra.store.unit_of_work import UnitOfWork
 
 __all__ = ["consult"]
@@ -24,7 +24,7 @@ def consult(work: UnitOfWork, registry: Registry, rule: Consultation, party: str
             dossier_id: str) -> dict[str, Any]:
     with work.reads.connect() as conn:
         d = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.state,
-                                dossiers.c.application).where(dossiers.c.id == dossier_id)).mappings().first()
+                                stored_application).where(dossiers.c.id == dossier_id)).mappings().first()
         if d is None:
             raise UnknownDossier(f"no dossier {dossier_id}")
         decisions = conn.execute(select(messages.c.id, messages.c.flow_id, messages.c.sender, messages.c.payload)

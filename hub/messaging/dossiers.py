@@ -17,7 +17,7 @@ from hub.domain.envelope import Envelope
 from hub.domain.errors import InvalidTransition, MalformedMessage, UnknownDossier
 from hub.domain.flows import Flow
 from hub.infra.store.notify import announce
-from hub.infra.store.schema import dossiers, messages, outbox, stats_facts
+from hub.infra.store.schema import dossiers, messages, outbox, stats_facts, stored_application
 from hub.infra.store.unit_of_work import Batch
 
 __all__ = ["DOCUMENT_LISTS", "Stored", "load_dossier", "load_dossiers", "write_dossier", "write_message",
@@ -99,10 +99,12 @@ def write_dossier(batch: Batch, flow: Flow, env: Envelope, dossier: dict[str, An
         p = env.payload
         worker = p.get("worker") or {}
         row = dict(id=dossier["id"], application_kind=p["application_kind"], category=p["category"],
-                   competent_region=dossier["competent_region"], state=values["state"], application=p,
+                   competent_region=dossier["competent_region"], state=values["state"],
+                   # the application is the message's payload, stored once (schema.stored_application)
+                   application=None, application_message_id=env.message_id,
                    created_at=now, updated_at=now, subject_insz=worker.get("insz"),
                    subject_passport=worker.get("passport_number"))
-        fact = statistics.new_fact(row)                                  # Art. 31-32, anonymous
+        fact = statistics.new_fact({**row, "application": p})            # Art. 31-32, anonymous
         row["fact_id"] = fact["id"]
         batch.insert(stats_facts, fact)
         batch.insert(dossiers, row)
@@ -110,7 +112,7 @@ def write_dossier(batch: Batch, flow: Flow, env: Envelope, dossier: dict[str, An
     values["updated_at"] = now
     extra = {k: env.payload[k] for k in DOCUMENT_LISTS if k in env.payload}
     if extra:  # additional documents join the stored application (Art. 20 §4)
-        app = conn.execute(select(dossiers.c.application).where(dossiers.c.id == env.dossier_id)).scalar_one()
+        app = conn.execute(select(stored_application).where(dossiers.c.id == env.dossier_id)).scalar_one()
         app = dict(app)
         for key, docs in extra.items():
             app[key] = list(app.get(key, [])) + list(docs)

@@ -31,7 +31,7 @@ from hub.domain.errors import NotAuthorised, UnknownDossier
 from hub.domain.flows import Flow, Registry
 from hub.domain.parties import DVZ, PLATFORM
 from hub.domain.retry import Backoff
-from hub.infra.store.schema import dossiers, enrichment_jobs, enrichments, messages, outbox
+from hub.infra.store.schema import dossiers, enrichment_jobs, enrichments, messages, outbox, stored_application
 from hub.infra.store.unit_of_work import Batch, UnitOfWork
 from hub.infra.store.upsert import insert_ignore
 from hub.ports import Enricher, EnrichmentRecord, SourceRefused, SourceUnavailable, Subject
@@ -118,7 +118,7 @@ def competent_dossier(work: UnitOfWork, party: str, dossier_id: str) -> dict[str
     """The dossier, if `party` may have its social-security data: Art. 14 gives ONSS's and INASTI's
     data to DVZ and the regions — for a dossier, DVZ and its competent region."""
     with work.reads.connect() as conn:
-        d = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, dossiers.c.application)
+        d = conn.execute(select(dossiers.c.id, dossiers.c.competent_region, stored_application)
                          .where(dossiers.c.id == dossier_id)).mappings().first()
     if d is None:
         raise UnknownDossier(f"no dossier {dossier_id}")
@@ -170,7 +170,7 @@ class Enrichment:
         with self.work.reads.connect() as conn:
             ids = [j["message_id"] for j in jobs]
             envs = {m["id"]: m for m in conn.execute(select(messages).where(messages.c.id.in_(ids))).mappings()}
-            apps = dict(conn.execute(select(dossiers.c.id, dossiers.c.application).where(
+            apps = dict(conn.execute(select(dossiers.c.id, stored_application).where(
                 dossiers.c.id.in_({j["dossier_id"] for j in jobs if j["dossier_id"]}))).all())
             have = {(r.message_id, r.source) for r in conn.execute(
                 select(enrichments.c.message_id, enrichments.c.source).where(enrichments.c.message_id.in_(ids)))}

@@ -27,7 +27,7 @@ from hub.domain.envelope import Envelope, utcnow
 from hub.domain.errors import HubError
 from hub.domain.flows import Registry
 from hub.infra.store.db import is_unavailable
-from hub.infra.store.schema import deliveries, dossiers
+from hub.infra.store.schema import deliveries, dossiers, stored_application
 from hub.infra.store.unit_of_work import Batch, UnitOfWork
 from hub.infra.store.upsert import insert_ignore
 from hub.infra.transport import Delivery, Reject, Transport, Unavailable
@@ -94,7 +94,7 @@ class Router:
         wanted = {e.dossier_id for e in envelopes if e.dossier_id and self.registry.flow(e.flow_id).attach_dossier}
         if not wanted:
             return {}
-        return dict(conn.execute(select(dossiers.c.id, dossiers.c.application)
+        return dict(conn.execute(select(dossiers.c.id, stored_application)
                                  .where(dossiers.c.id.in_(wanted))).all())
 
     def _deliveries(self, env: Envelope, attached: dict[str, Any], records: dict[str, list[dict[str, Any]]],

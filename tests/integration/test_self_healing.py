@@ -266,10 +266,10 @@ def _plan(hub, message_id: str):
 
 
 def _subject(hub, msg, flow):
-    from hub.infra.store.schema import dossiers
+    from hub.infra.store.schema import dossiers, stored_application
     from hub.messaging.enrichment import subject_of
     with hub.engine.connect() as conn:
-        app = conn.execute(select(dossiers.c.application).where(dossiers.c.id == msg["dossier_id"])).scalar_one()
+        app = conn.execute(select(stored_application).where(dossiers.c.id == msg["dossier_id"])).scalar_one()
     return subject_of(app, flow, msg["correlation_id"], utcnow())
 
 

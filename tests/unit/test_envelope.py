@@ -56,5 +56,6 @@ def test_what_is_stored_reads_back_the_same(value):
 
 
 def test_canonical_bytes_where_the_fast_encoder_writes_otherwise():
-    for value in ({"rate": 1e-07}, {"big": 2 ** 70}, [1.5e-05, "1e-5"], {"b": 1, "a": [2, {"d": 3, "c": 4}]}):
+    for value in ({"rate": 1e-07}, {"big": 2 ** 70}, [1.5e-05, "1e-5"], {"b": 1, "a": [2, {"d": 3, "c": 4}]},
+                  6.103515625e-05, -7.1850441006303285e-09, [0.0001, 1e16, 1.5e300, 5e-324], {"x": "0.00001"}):
         assert jsonbytes.canonical(value) == _std(value)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON, BigInteger, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
-    UniqueConstraint,
+    UniqueConstraint, func, select,
 )
 
 metadata = MetaData()
 
-# JSON on SQLite, JSONB-compatible JSON on PostgreSQL
-Json = JSON().with_variant(JSON(none_as_null=True), "postgresql")
+# JSON on both stores; None is SQL NULL on both (a NULL application means "the opening message's")
+Json = JSON(none_as_null=True)
 
 dossiers = Table(
     "dossiers", metadata,
@@ -23,7 +23,10 @@ dossiers = Table(
     Column("state", String(32), nullable=False),
     Column("residence_outcome", String(16)),
     Column("work_outcome", String(16)),
-    Column("application", Json, nullable=False),   # the stored application, documents included
+    # the stored application, documents included: NULL while it is the payload of the message that
+    # opened the dossier (application_message_id), written once it changes; read it as `application`
+    Column("application", Json),
+    Column("application_message_id", String(64)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # the data subject, to find a person's dossiers (Art. 28-29 rights); deleted with the dossier
@@ -261,3 +264,11 @@ worker_heartbeats = Table(
     Column("beat_at", DateTime(timezone=True), nullable=False),
     Column("threads", Json, nullable=False),               # name → alive, vital, restarts, beat_age_s
 )
+
+
+# A dossier's stored application, wherever it is: its own copy once it changed, else the payload of
+# the message that opened it (stored once). Select it as a column: select(dossiers.c.id, stored_application).
+stored_application = func.coalesce(
+    dossiers.c.application,
+    select(messages.c.payload).where(messages.c.id == dossiers.c.application_message_id).scalar_subquery(),
+    type_=Json).label("application")
