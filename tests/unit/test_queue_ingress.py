@@ -121,3 +121,22 @@ def test_registry_refuses_ingress_for_a_party_that_sends_nothing(tmp_path):
 
 
 assert FLOW and samples
+
+
+def test_broker_grants_limit_each_party_to_its_own_names(tmp_path):
+    import re
+
+    from hub.messaging.queues import broker_grants, party_queue
+    from hub.registry.flows import load_registry
+    registry = load_registry(ingress_contracts(tmp_path, "portal", "region.flanders"))
+    grants = broker_grants(registry.parties.values(), "acc.", vhost="wib", password_hashes={"portal": "h"})
+    assert {u["name"]: u["password_hash"] for u in grants["users"]} == {"portal": "h", "region.flanders": ""}
+    perms = {p["user"]: p for p in grants["permissions"]}
+    flanders = perms["region.flanders"]
+    assert flanders["vhost"] == "wib" and flanders["configure"] == "^$"
+    writes = ["acc.hub.ingress.region.flanders", "acc.hub.ingress.portal", "amq.default", "",
+              "acc.hub.ingress.region.flandersX", "accXhub.ingress.region.flanders", "acc.hub.route"]
+    assert [w for w in writes if re.search(flanders["write"], w)] == ["acc.hub.ingress.region.flanders"]
+    reads = ["acc.hub.replies.region.flanders", "acc.hub.replies.portal", party_queue("region.flanders", "acc."),
+             "acc.hub.ingress.region.flanders", "acc.hub.route"]
+    assert [r for r in reads if re.search(flanders["read"], r)] == ["acc.hub.replies.region.flanders"]
