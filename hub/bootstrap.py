@@ -116,7 +116,8 @@ class Hub:
 
     def queue_ingresses(self) -> list[QueueIngress]:
         """A consumer of the ingress queue of each party that sends on the broker (`ingress: queue`)."""
-        return [QueueIngress(self.ingress, self.transport, party.id, queue_prefix=self.settings.queue_prefix)
+        return [QueueIngress(self.ingress, self.transport, party.id, queue_prefix=self.settings.queue_prefix,
+                             max_body_bytes=self.settings.max_body_bytes)
                 for party in self.registry.parties.values() if party.ingress == "queue"]
 
     def start_workers(self, routers: int = 1, *, role: str = "worker") -> None:

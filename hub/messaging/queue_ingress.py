@@ -38,7 +38,7 @@ import structlog
 
 from hub.audit.refusals import RefusalLog
 from hub.domain.envelope import new_id
-from hub.domain.errors import HubError, MalformedMessage, NotAuthenticated
+from hub.domain.errors import HubError, MalformedMessage, NotAuthenticated, PayloadTooLarge
 from hub.domain.problems import for_error
 from hub.infra.auth import valid_acting_person
 from hub.infra.store.db import is_unavailable
@@ -66,6 +66,7 @@ class QueueIngress:
     queue_prefix: str = ""
     refusals: RefusalLog | None = None
     max_batch: int = 100
+    max_body_bytes: int | None = None   # the API's body limit (settings.max_body_bytes): larger is a 413
     _route: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +109,8 @@ class QueueIngress:
         if d.user_id != self.party:
             raise NotAuthenticated(f"user_id {d.user_id[:64]!r} is not the party of this queue",
                                    code="identity_mismatch")
+        if self.max_body_bytes is not None and len(d.body) > self.max_body_bytes:
+            raise PayloadTooLarge(f"body over {self.max_body_bytes} bytes")
         msg = read_message(d.body)
         acting = d.headers.get(ACTING_PERSON_HEADER)
         if isinstance(acting, bytes):

@@ -104,6 +104,16 @@ def test_store_away_is_unavailable(hub, monkeypatch):
     assert hub.transport.depth(ing.replies) == 0   # no answer: nothing of it is known stored
 
 
+def test_body_over_the_api_limit_is_413(hub):
+    from hub.infra.transport import Delivery
+    ing = queue_ingress.QueueIngress(hub.ingress, hub.transport, "portal", queue_prefix=hub.settings.queue_prefix,
+                                     max_body_bytes=100)
+    ing.handle_batch([Delivery(ing.queue, "big", message(1), {}, 1, False, user_id="portal")])
+    reply = json.loads(take_replies(hub.transport, ing.replies, 1)[0].body)
+    assert reply["status"] == 413 and reply["problem"]["error"] == "payload_too_large"
+    assert _stored(hub) == 0
+
+
 def test_reply_for_is_the_api_problem():
     from hub.domain.errors import ContractViolation
     from hub.interfaces.api import problems
