@@ -56,6 +56,7 @@ from pathlib import Path
 
 from bench.measure import console, machine
 from bench.services import add_service_options
+from bench.throughput.amqp_ingress import run_amqp_ingress
 from bench.throughput.core import REGIONS, Result
 from bench.throughput.in_process import run_in_process
 from bench.throughput.over_http import run_over_http
@@ -79,6 +80,9 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="drive the hub through the HTTP API of `wib-hub serve` (its own process) instead")
     p.add_argument("--http-batch", type=int, metavar="N",
                    help="with --http: clients POST /v1/messages:batch, N messages per request (default: one per request)")
+    p.add_argument("--amqp-ingress", action="store_true",
+                   help="production only: publish the applications on the portal's AMQP ingress queue instead "
+                        "(bench/throughput/amqp_ingress.py; needs rabbitmqctl for the portal's broker user)")
     p.add_argument("--worker-process", action="store_true",
                    help="relay and routers in a `wib-hub worker` process beside this one (not with --http)")
     p.add_argument("--worker-processes", type=int, default=0, metavar="N",
@@ -102,7 +106,8 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run_hub(config: str, args: argparse.Namespace) -> Result:
     with hub_setup(config, args) as setup:
-        return (run_over_http if args.http else run_in_process)(config, setup, args)
+        return (run_amqp_ingress if args.amqp_ingress else run_over_http if args.http
+                else run_in_process)(config, setup, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,8 @@ from hub.infra.store.unit_of_work import UnitOfWork
 from hub.infra.transport import Transport, open_transport
 from hub.messaging.enrichment import Enrichment
 from hub.messaging.ingress import Ingress
-from hub.messaging.queues import ROUTE_QUEUE, party_queue
+from hub.messaging.queue_ingress import QueueIngress
+from hub.messaging.queues import ROUTE_QUEUE, ingress_queue, party_queue, reply_queue
 from hub.messaging.relay import Relay
 from hub.messaging.resilience import Resilient
 from hub.messaging.router import Router
@@ -96,6 +97,12 @@ class Hub:
         return hub_queues(self.settings, self.registry)
 
     @property
+    def entrances(self) -> list[str]:
+        """The queues outside publishers write to (the AMQP ingress queues): declared with their way in."""
+        return [ingress_queue(p.id, self.settings.queue_prefix) for p in self.registry.parties.values()
+                if p.ingress == "queue"]
+
+    @property
     def route_queue(self) -> str:
         return self.settings.queue_prefix + ROUTE_QUEUE
 
@@ -106,6 +113,12 @@ class Hub:
         return Router(self.registry, self.work, self.transport, queue=self.route_queue,
                       queue_prefix=self.settings.queue_prefix, on_enrichment_pending=self.enrich_wake.set,
                       designations=self.designations)
+
+    def queue_ingresses(self) -> list[QueueIngress]:
+        """A consumer of the ingress queue of each party that sends on the broker (`ingress: queue`)."""
+        return [QueueIngress(self.ingress, self.transport, party.id, queue_prefix=self.settings.queue_prefix,
+                             max_body_bytes=self.settings.max_body_bytes)
+                for party in self.registry.parties.values() if party.ingress == "queue"]
 
     def start_workers(self, routers: int = 1, *, role: str = "worker") -> None:
         """Outbox relay, route consumers, enricher and the periodic work, as supervised threads of
@@ -233,10 +246,13 @@ def read_clients(path: Path) -> dict[str, Client]:
 
 
 def hub_queues(settings: Settings, registry: Registry) -> list[str]:
-    """The queues the hub declares: the route queue and every party queue."""
-    return [settings.queue_prefix + ROUTE_QUEUE] + [
-        party_queue(party.id, settings.queue_prefix) for party in registry.parties.values()
-        if party.delivery == "queue"]
+    """The queues the hub declares: the route queue, every party queue, and the ingress and reply
+    queues of every party that sends on the broker."""
+    prefix, parties = settings.queue_prefix, registry.parties.values()
+    return [prefix + ROUTE_QUEUE] + [
+        party_queue(party.id, prefix) for party in parties if party.delivery == "queue"] + [
+        queue for party in parties if party.ingress == "queue"
+        for queue in (ingress_queue(party.id, prefix), reply_queue(party.id, prefix))]
 
 
 # What a broker says when it is configured wrongly (it never will answer) rather than down for now

@@ -1,5 +1,5 @@
 """The worker threads of a hub process (`wib-hub serve`, `wib-hub worker`): the outbox relay, the
-route consumers, the enricher, and the periodic work — sealing the audit tail, the statutory clocks,
+route consumers, the AMQP ingress consumers (one per party with `ingress: queue`), the enricher, and the periodic work — sealing the audit tail, the statutory clocks,
 retention. hub.bootstrap builds the parts; this module only runs them, and keeps them running.
 
 Every thread runs under a supervisor: a loop that raises is logged once and started again with
@@ -34,6 +34,7 @@ from hub.infra.transport import Transport
 from hub.lifecycle import clocks, retention
 from hub.messaging.enrichment import Enrichment
 from hub.messaging.ingress import Ingress
+from hub.messaging.queue_ingress import QueueIngress
 from hub.messaging.relay import Relay
 from hub.messaging.router import Router
 from hub.ports.oplog import Condition
@@ -61,10 +62,13 @@ class Parts(Protocol):
     wake: threading.Event          # the outbox has news
     enrich_wake: threading.Event   # a message waits for its sources
     queues: Sequence[str]          # what the workers need declared on the broker
+    entrances: Sequence[str]       # of those, the ones parties publish to (AMQP ingress): with their exchange
 
     def relay(self) -> Relay: ...
 
     def router(self) -> Router: ...
+
+    def queue_ingresses(self) -> list[QueueIngress]: ...
 
 
 @dataclass
@@ -123,6 +127,9 @@ class Runtime:
             router = hub.router()
             self._spawn(f"router-{i}", lambda beat, r=router: r.run(self.stopping, settings.worker_prefetch),
                         vital=True)
+        for ingress in hub.queue_ingresses():   # the parties that send on the broker (AMQP ingress)
+            self._spawn(f"ingress-{ingress.party}",
+                        lambda beat, q=ingress: q.run(self.stopping, settings.worker_prefetch), vital=True)
         self._spawn("enricher", lambda beat: hub.enrichment.run(self.stopping, hub.enrich_wake, beat=beat),
                     vital=True, beats=True)
         self._spawn("queues", self._declare_queues, once=True)
@@ -173,6 +180,8 @@ class Runtime:
             try:
                 for queue in self.hub.queues:
                     self.hub.transport.declare(queue)
+                for queue in self.hub.entrances:
+                    self.hub.transport.declare_entrance(queue)
             except Exception as err:  # noqa: BLE001 - the broker is away: later
                 broker.failed(err, meanwhile="accepted messages wait in the outbox")
                 self.stopping.wait(_REDECLARE.delay(failures))

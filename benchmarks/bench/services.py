@@ -20,7 +20,6 @@ from sqlalchemy import create_engine, text
 from hub.infra.settings import Settings
 from hub.infra.store.db import normalise_url
 from hub.infra.transport import open_transport
-from hub.messaging.queues import ROUTE_QUEUE, party_queue
 from hub.registry import load as load_contracts
 
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -71,10 +70,8 @@ def delete_hub_queues(settings: Settings) -> None:
     """Remove what a hub on `settings` declared at start-up (hub.bootstrap: the route queue and each
     queue-delivered party's queue), each with its retry and parking companions. The transport that
     declared them deletes them: the companions' names are its own business."""
-    registry = load_contracts(settings.contracts_dir).registry
-    prefix = settings.queue_prefix
-    queues = [prefix + ROUTE_QUEUE] + [party_queue(p.id, prefix) for p in registry.parties.values()
-                                       if p.delivery == "queue"]
+    from hub.bootstrap import hub_queues
+    queues = hub_queues(settings, load_contracts(settings.contracts_dir).registry)   # AMQP ingress queues too
     transport = open_transport(settings.resolved_broker_url())
     try:
         for queue in queues:

@@ -75,6 +75,7 @@ class Party:
     kind: str
     roles: tuple[str, ...]
     delivery: str  # "inbox" (HTTP pull) or "queue" (its own broker queue)
+    ingress: str = "none"  # "queue": it may also send on its own broker ingress queue (hub.messaging.queue_ingress)
 
     def has_role(self, role: str) -> bool:
         return role in self.roles

@@ -54,6 +54,12 @@ ASSERTION_ALGS = ("RS256", "ES256", "EdDSA")  # never none, never HS* (a shared 
 MAX_ASSERTION_SECONDS = 300
 CLOCK_SKEW_SECONDS = 30
 _ACTING_PERSON = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+
+
+def valid_acting_person(value: object) -> bool:
+    """Whether `value` can name the person acting for a party (a token's `act.sub`; the AMQP
+    ingress's `acting-person` header): a user id of 1-128 letters, digits or ._:@-."""
+    return isinstance(value, str) and _ACTING_PERSON.fullmatch(value) is not None
 BASIC_CHALLENGE = 'Basic realm="wib-hub"'   # WWW-Authenticate of the token endpoint's 401s
 # C0 and C1 controls and DEL: never in a client id, a secret or any other token-request parameter
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -345,7 +351,7 @@ class TokenIssuer:
 
     def issue_for(self, party: str, acting_person: str | None = None) -> dict[str, Any]:
         """A short-lived access token for an authenticated party (and the person acting, if any)."""
-        if acting_person is not None and not _ACTING_PERSON.match(acting_person):
+        if acting_person is not None and not valid_acting_person(acting_person):
             raise MalformedMessage("acting_person must be a user id of 1-128 letters, digits or ._:@-",
                                    code="invalid_request")
         now = int(time.time())

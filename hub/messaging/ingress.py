@@ -35,7 +35,7 @@ from hub.messaging.dossiers import (Stored, load_dossier, load_dossiers, stored_
 
 @dataclass
 class Submission:
-    """What a party hands the hub, whichever way it came in (today: the API)."""
+    """What a party hands the hub, whichever way it came in (the API, its AMQP ingress queue)."""
 
     flow_id: str
     sender: str

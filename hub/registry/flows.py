@@ -41,6 +41,7 @@ class _PartyModel(FileModel):
     kind: str
     roles: list[str] = Field(min_length=1)
     delivery: Literal["inbox", "queue"] = "inbox"
+    ingress: Literal["none", "queue"] = "none"   # opt-in: it may send on its own AMQP ingress queue
 
     @field_validator("name")
     @classmethod
@@ -113,7 +114,7 @@ def _load_parties(contracts_dir: Path) -> dict[str, Party]:
     for i, p in enumerate(parsed.parties):
         if p.id in parties:
             raise RegistryError(file, f"parties.{i}.id", f"duplicate party id {p.id!r}")
-        parties[p.id] = Party(p.id, MappingProxyType(dict(p.name)), p.kind, tuple(p.roles), p.delivery)
+        parties[p.id] = Party(p.id, MappingProxyType(dict(p.name)), p.kind, tuple(p.roles), p.delivery, p.ingress)
     for party_id, (what, holds) in _NAMED_PARTIES.items():   # the parties the hub's own rules name
         if party_id not in parties or not holds(parties[party_id]):
             raise RegistryError(file, "parties", f"the hub needs party {party_id!r} ({what})")
@@ -267,6 +268,16 @@ def _check_special_categories(m: _FlowModel, i: int, pattern: str, categories: S
             raise fail(f"recipients.{i}.data_categories.{j}", f"{rule}; {pattern!r} covers {', '.join(wrong)}")
 
 
+def _check_ingress(parties: Mapping[str, Party], flows: Mapping[str, Flow]) -> None:
+    """A party given an ingress queue (`ingress: queue`) must be a sender on some flow: a queue it could
+    only be refused on is a grant on the broker for nothing (a typo of the party, most likely)."""
+    for i, party in enumerate(parties.values()):
+        if party.ingress == "queue" and not any(
+                fnmatchcase(party.id, s) for flow in flows.values() for s in flow.senders):
+            raise RegistryError("parties.yaml", f"parties.{i}.ingress",
+                                f"{party.id!r} sends on no flow: an ingress queue would only refuse")
+
+
 def load_registry(contracts_dir: Path) -> Registry:
     """Load and cross-check parties, message contracts and flows under contracts_dir."""
     contracts_dir = Path(contracts_dir)
@@ -286,4 +297,5 @@ def load_registry(contracts_dir: Path) -> Registry:
         if model.id in flows:
             raise RegistryError(file, "id", f"duplicate flow id {model.id!r} (also in {flows[model.id].source_file})")
         flows[model.id] = _build_flow(model, file, parties, contracts)
+    _check_ingress(parties, flows)
     return Registry(MappingProxyType(parties), MappingProxyType(flows), MappingProxyType(contracts))

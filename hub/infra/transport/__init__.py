@@ -9,6 +9,7 @@ from typing import Any
 
 from hub.domain.retry import RetryPolicy
 from hub.infra.transport.base import (
+    CORRELATION_ID,
     BatchHandler,
     Delivery,
     Handler,
@@ -21,6 +22,7 @@ from hub.infra.transport.base import (
 )
 
 __all__ = [
+    "CORRELATION_ID",
     "BatchHandler",
     "Delivery",
     "Handler",

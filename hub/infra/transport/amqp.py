@@ -33,7 +33,7 @@ from hub.domain.retry import Backoff, RetryPolicy
 from hub.ports.oplog import Condition
 from hub.infra.transport import split_urls
 from hub.infra.transport.base import (
-    BatchHandler, ConsumesSingly, Delivery, Handler, Item, PublishNotConfirmed, TransportError,
+    CORRELATION_ID, BatchHandler, ConsumesSingly, Delivery, Handler, Item, PublishNotConfirmed, TransportError,
     batch_prefetch, fixed_schedule, parking_queue,
 )
 from hub.infra.transport.confirms import BatchPublisher, ConnectionLost, message_properties
@@ -46,7 +46,9 @@ T = TypeVar("T")
 # What a dead connection or channel looks like; these are retried, everything else is raised.
 _CONNECTION_ERRORS = (px.AMQPConnectionError, px.ChannelClosed, px.ChannelWrongStateError, ConnectionLost, OSError)
 _REFUSALS = frozenset({403, 404, 405, 406})  # access refused, not found, locked, precondition failed
-_BROKER_HEADERS = frozenset({"x-attempt", "x-delivery-count", "x-death"})
+_BROKER_HEADERS = frozenset({"x-attempt", "x-delivery-count", "x-death", "x-user-id"})
+# x-user-id: on a retry copy (published by the hub, so with the hub's own user_id), the user_id the
+# original carried; believed only on a message whose user_id is the hub's own (the broker vouches)
 _BROKER_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
 
 
@@ -62,10 +64,16 @@ _Raw = tuple[Any, pika.BasicProperties, bytes]
 """A delivery as the channel callback hands it over: (method, properties, body)."""
 
 
-def _delivery(queue: str, method: Any, props: pika.BasicProperties, body: bytes) -> Delivery:
+def _delivery(queue: str, method: Any, props: pika.BasicProperties, body: bytes,
+              own_users: frozenset[str] = frozenset()) -> Delivery:
     headers = props.headers or {}
+    user_id = props.user_id
+    if user_id is not None and user_id in own_users:   # a retry copy: the user the original came from
+        original = headers.get("x-user-id")
+        user_id = original.decode() if isinstance(original, bytes) else original
     return Delivery(queue, props.message_id or "", body, _user_headers(headers),
-                    int(headers.get("x-attempt", 1)), bool(method.redelivered))
+                    int(headers.get("x-attempt", 1)), bool(method.redelivered),
+                    user_id=user_id, correlation_id=props.correlation_id)
 
 
 def connection_reason(error: BaseException, params: pika.ConnectionParameters | None = None) -> str:
@@ -137,6 +145,10 @@ class AmqpTransport(ConsumesSingly):
         if not self._addresses:
             raise ValueError("no broker address in the URL")
         self._params = self._addresses[0]
+        # the broker users this transport connects as: a message with one of them as its user_id was
+        # published by the hub itself (RabbitMQ refuses a user_id that is not the connection's user)
+        self._own_users = frozenset(p.credentials.username for p in self._addresses
+                                    if getattr(p.credentials, "username", None))
         self._current = 0
         self._delays = sorted(set(retry.delays_ms))
         self._local = threading.local()
@@ -271,9 +283,22 @@ class AmqpTransport(ConsumesSingly):
         except px.ChannelClosedByBroker as exc:
             raise TransportError(f"cannot declare queue {queue!r}: {exc.reply_text}") from exc
 
-    def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
-        props = message_properties(message_id, headers)
+    def declare_entrance(self, queue: str) -> None:
+        self.declare(queue)
 
+        def run(ch: BlockingChannel) -> None:
+            ch.exchange_declare(queue, exchange_type="fanout", durable=True)
+            ch.queue_bind(queue, queue)
+
+        try:
+            self._with_channel(run)
+        except px.ChannelClosedByBroker as exc:
+            raise TransportError(f"cannot declare the entrance of {queue!r}: {exc.reply_text}") from exc
+
+    def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
+        self._publish(queue, message_id, body, message_properties(message_id, headers))
+
+    def _publish(self, queue: str, message_id: str, body: bytes, props: pika.BasicProperties) -> None:
         def run(ch: BlockingChannel) -> None:
             try:
                 ch.basic_publish("", queue, body, props, mandatory=True)
@@ -373,7 +398,7 @@ class AmqpTransport(ConsumesSingly):
         through = tags[-1] if follows else settled_through
         if len(taken) > 1:
             try:
-                handler([_delivery(queue, m, p, b) for m, p, b in taken])
+                handler([_delivery(queue, m, p, b, self._own_users) for m, p, b in taken])
             except Exception as exc:
                 log.info("transport.batch_failed", queue=queue, size=len(taken), error=type(exc).__name__)
             else:
@@ -392,7 +417,7 @@ class AmqpTransport(ConsumesSingly):
                 props: pika.BasicProperties, body: bytes) -> None:
         """One delivery through the handler (`decide`), then acked, retried by way of a retry
         queue, or rejected, which dead-letters it to the parking queue."""
-        delivery = _delivery(queue, method, props, body)
+        delivery = _delivery(queue, method, props, body, self._own_users)
         decision = decide(delivery, handler, self.retry)
         if decision.action is Action.PARK:
             ch.basic_reject(method.delivery_tag, requeue=False)
@@ -400,8 +425,16 @@ class AmqpTransport(ConsumesSingly):
         if decision.action is Action.RETRY:
             # The copy is confirmed before the original is acked: a crash in between duplicates,
             # it never loses.
-            self.publish(retry_queue(queue, decision.delay_ms), delivery.message_id,
-                         body, {**delivery.headers, "x-attempt": decision.next_attempt(delivery.attempt)})
+            # The publisher the broker authenticated and the correlation id go with it: the copy
+            # carries the hub's own user_id (the broker checks it) and the original's in x-user-id.
+            headers: dict[str, Any] = {**delivery.headers, "x-attempt": decision.next_attempt(delivery.attempt)}
+            if delivery.correlation_id is not None:
+                headers[CORRELATION_ID] = delivery.correlation_id
+            own = self._params.credentials.username if delivery.user_id is not None else None
+            if own is not None:
+                headers["x-user-id"] = delivery.user_id
+            self._publish(retry_queue(queue, decision.delay_ms), delivery.message_id, body,
+                          message_properties(delivery.message_id, headers, user_id=own))
         ch.basic_ack(method.delivery_tag)
 
     def parked(self, queue: str) -> list[Delivery]:
@@ -432,6 +465,7 @@ class AmqpTransport(ConsumesSingly):
     def delete(self, queue: str) -> None:
         for name in self._companions(queue):
             self._ignoring_missing(lambda ch, name=name: ch.queue_delete(name), None)
+        self._ignoring_missing(lambda ch: ch.exchange_delete(queue), None)   # its entrance, if it has one
 
     def _companions(self, queue: str) -> list[str]:
         """Q, its retry queues (and those of earlier versions) and its parking queue."""

@@ -29,6 +29,17 @@ class Delivery:
     headers: Mapping[str, Any]
     attempt: int  # 1 on first delivery, increases on each retry
     redelivered: bool  # the broker redelivered it (e.g. after a consumer crash)
+    # The publisher as the broker authenticated it: RabbitMQ's `user_id` property, which the broker
+    # refuses unless it names the connection's own user; kept across the transport's retries. None:
+    # not given, or a transport that authenticates no publisher (embedded).
+    user_id: str | None = None
+    correlation_id: str | None = None   # the message's correlation id property (AMQP correlation_id)
+
+
+CORRELATION_ID = "x-correlation-id"
+"""A header key of publish / publish_many that a transport carries as the message's correlation id
+property (AMQP `correlation_id`, what a client matches a reply by) rather than as a header, and hands
+back as Delivery.correlation_id (the embedded transport keeps it as a header)."""
 
 
 class Retry(Exception):
@@ -67,6 +78,12 @@ Item = tuple[str, str, bytes, Mapping[str, Any] | None]
 class Transport(Protocol):
     def declare(self, queue: str) -> None:
         """Idempotent: the queue and its retry and parking companions."""
+
+    def declare_entrance(self, queue: str) -> None:
+        """Idempotent: the queue (declare), and a way in for publishers that may write only to it: on
+        RabbitMQ a fanout exchange of the same name bound to it alone (write permission is granted
+        on exchanges, so a grant on this one lets a client publish to this queue and no other); the
+        other transports have no outside publishers, and only declare the queue."""
 
     def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
         """Returns only once the broker has confirmed the message (durable).

@@ -14,7 +14,7 @@ from typing import Any
 import pika
 import structlog
 
-from hub.infra.transport.base import Item, PublishNotConfirmed, TransportError
+from hub.infra.transport.base import CORRELATION_ID, Item, PublishNotConfirmed, TransportError
 
 log = structlog.get_logger(__name__)
 
@@ -35,10 +35,16 @@ class ConnectionLost(TransportError):
 # once a majority has them on disk). A nack or a return (unroutable) fails the batch.
 
 
-def message_properties(message_id: str, headers: Mapping[str, Any] | None) -> pika.BasicProperties:
+def message_properties(message_id: str, headers: Mapping[str, Any] | None,
+                       user_id: str | None = None) -> pika.BasicProperties:
+    """Persistent, with the message id; the CORRELATION_ID header becomes the correlation_id property.
+    `user_id`: the connection's own user (RabbitMQ refuses any other)."""
+    headers = dict(headers) if headers else {}
+    correlation_id = headers.pop(CORRELATION_ID, None)
     return pika.BasicProperties(
         delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id,
-        headers=dict(headers) if headers else None,
+        headers=headers or None, correlation_id=None if correlation_id is None else str(correlation_id),
+        user_id=user_id,
     )
 
 

@@ -122,6 +122,9 @@ class EmbeddedTransport(ConsumesSingly):
         """Nothing to create: queues here are rows tagged with their name (retry waits in place)."""
         self._check_open()
 
+    def declare_entrance(self, queue: str) -> None:
+        self.declare(queue)   # no outside publishers here: the queue is its own way in
+
     def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
         self.publish_many([(queue, message_id, body, headers)])
 

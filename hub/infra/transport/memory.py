@@ -27,7 +27,7 @@ import structlog
 
 from hub.domain.retry import RetryPolicy
 from hub.infra.transport.base import (
-    BatchHandler, ConsumesSingly, Delivery, Item, PublishNotConfirmed, TransportError, batch_prefetch,
+    CORRELATION_ID, BatchHandler, ConsumesSingly, Delivery, Item, PublishNotConfirmed, TransportError, batch_prefetch,
     fixed_schedule, parking_queue,
 )
 from hub.infra.transport.settle import Action, Decision, decide
@@ -45,10 +45,13 @@ class _Message:
     headers: Mapping[str, Any]
     attempt: int = 1
     redelivered: bool = False
+    user_id: str | None = None
+    correlation_id: str | None = None
 
     def delivery(self, queue: str) -> Delivery:
         # a copy of the headers each time: what one handler does to them stays its own business
-        return Delivery(queue, self.message_id, self.body, dict(self.headers), self.attempt, self.redelivered)
+        return Delivery(queue, self.message_id, self.body, dict(self.headers), self.attempt, self.redelivered,
+                        user_id=self.user_id, correlation_id=self.correlation_id)
 
 
 @dataclass
@@ -105,10 +108,19 @@ class MemoryTransport(ConsumesSingly):
         with self._broker.changed:
             self._broker.declare(queue)
 
+    def declare_entrance(self, queue: str) -> None:
+        self.declare(queue)   # no outside publishers here: the queue is its own way in
+
     def publish(self, queue: str, message_id: str, body: bytes, headers: Mapping[str, Any] | None = None) -> None:
         self.publish_many([(queue, message_id, body, headers)])
 
-    def publish_many(self, items: Sequence[Item]) -> None:
+    def publish_as(self, user_id: str | None, queue: str, message_id: str, body: bytes,
+                   headers: Mapping[str, Any] | None = None) -> None:
+        """A publish by a client the broker authenticated as `user_id` (RabbitMQ's validated user_id
+        property; None: the client gave none), as a party publishes on its ingress queue (tests)."""
+        self.publish_many([(queue, message_id, body, headers)], user_id=user_id)
+
+    def publish_many(self, items: Sequence[Item], *, user_id: str | None = None) -> None:
         """All or nothing, under the lock: confirmed once it returns."""
         self._check_open()
         if not items:
@@ -119,7 +131,10 @@ class MemoryTransport(ConsumesSingly):
                 if queue not in b.queues:
                     raise PublishNotConfirmed(f"unroutable: no queue {queue!r}")
             for queue, message_id, body, headers in items:
-                b.queues[queue].ready.append(_Message(message_id, bytes(body), dict(headers or {})))
+                headers = dict(headers or {})
+                correlation_id = headers.pop(CORRELATION_ID, None)
+                b.queues[queue].ready.append(_Message(message_id, bytes(body), headers, user_id=user_id,
+                                                      correlation_id=correlation_id))
             b.changed.notify_all()
 
     # --- consuming --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from hub.interfaces.api.server import HeaderLimits
 from hub.audit.refusals import RefusalLog
 from hub.bootstrap import Hub
 from hub.domain.errors import HubError, MalformedMessage, NotFound, PayloadTooLarge
+from hub.domain.problems import validation_issue
 from hub.infra.store.db import STORE_ERRORS, is_unavailable
 from hub.ports.oplog import Condition
 
@@ -67,7 +68,7 @@ def create_app(hub: Hub) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, err: RequestValidationError) -> JSONResponse:
         # what FastAPI checks against the route's models: the same problem, the same trace as ours
-        issues = [_issue(e) for e in err.errors()]
+        issues = [validation_issue(e) for e in err.errors()]
         in_body = all(i["in"] == "body" for i in issues)   # as before: a bad body is malformed, a bad parameter invalid
         return await _hub_error(request, MalformedMessage(issues, code="malformed_message" if in_body else "invalid_request"))
 
@@ -122,16 +123,6 @@ def create_app(hub: Hub) -> FastAPI:
 
 
 _STARLETTE_CODES = {405: "method_not_allowed", 406: "not_acceptable", 400: "bad_request"}
-
-
-def _issue(error: dict) -> dict:
-    where, *rest = error.get("loc", ()) or ("body",)
-    if where == "body":
-        name = "/" + "/".join(str(p) for p in rest)
-    else:
-        name = ".".join(str(p) for p in rest) or None
-    return {"in": where if where in ("body", "query", "path", "header") else "body", "name": name,
-            "detail": error.get("msg", "not valid")}
 
 
 def record_refusal(hub: Hub, request: Request, err: HubError) -> None:

@@ -15,25 +15,11 @@ from hub.interfaces.api.openapi import BODY_SCHEMA
 from hub.interfaces.api.problems import Problem, for_error, problem_responses
 from hub.messaging.inbox import acknowledge, read_dossier, read_inbox
 from hub.messaging.ingress import MAX_BATCH, Submission, submit, submit_many
+from hub.messaging.message_in import MessageIn
 
 router = APIRouter(prefix="/v1", tags=["authorities"], route_class=StrictRoute)
 
 DeliveryId = Annotated[int, Field(strict=True, ge=1, le=INT_MAX)]   # strict: `true` is not delivery 1
-
-
-class MessageIn(BaseModel):
-    """A message on a registered flow. `recipients` may be left out: the flow's parties for the
-    dossier. The payload is checked against the flow's contract by the hub (one compiled pass);
-    the OpenAPI document gives each flow's payload schema (the `Message` oneOf)."""
-
-    model_config = ConfigDict(extra="forbid")
-    flow: str = Field(max_length=80)
-    payload: dict[str, Any]
-    recipients: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=32)
-    dossier_id: str | None = Field(None, max_length=36)
-    correlation_id: str | None = Field(None, max_length=64)
-    message_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
-                                   description="the sender's own id: a retry with the same id is not processed twice")
 
 
 class Accepted(BaseModel):

@@ -13,6 +13,7 @@ from hub.domain.errors import RegistryError
 from hub.infra.settings import ConfigurationError, Settings
 from hub.interfaces.cli import (
     audit,
+    broker,
     clients,
     clocks,
     contracts,
@@ -34,7 +35,7 @@ DISTRIBUTION = "wib-hub"   # the installed package whose version `--version` pri
 # group name → the module that has its commands (None: top-level commands)
 GROUPS = {"flows": flows, "audit": audit, "contracts": contracts, "designations": designations,
           "clocks": clocks, "retention": retention, "rights": rights, "stats": stats,
-          "clients": clients, "keys": keys, None: enrich}
+          "clients": clients, "keys": keys, "broker": broker, None: enrich}
 for _name, _module in GROUPS.items():
     app.add_typer(_module.app, name=_name)
 
