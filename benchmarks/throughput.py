@@ -80,6 +80,8 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="drive the hub through the HTTP API of `wib-hub serve` (its own process) instead")
     p.add_argument("--http-batch", type=int, metavar="N",
                    help="with --http: clients POST /v1/messages:batch, N messages per request (default: one per request)")
+    p.add_argument("--http-rate", type=float, metavar="R",
+                   help="with --http: clients send R requests per second in all (open loop; default: closed loop)")
     p.add_argument("--amqp-ingress", action="store_true",
                    help="production only: publish the applications on the portal's AMQP ingress queue instead "
                         "(bench/throughput/amqp_ingress.py; needs rabbitmqctl for the portal's broker user)")

@@ -37,6 +37,7 @@ class Result:
     unloaded_p99_ms: float = float("nan")
     ingress_rate: float | None = None  # hub only: submits accepted per second while loading
     submit_p50_ms: float | None = None  # hub only: time inside submit() (what an API call would wait)
+    submit_p99_ms: float | None = None
     py_cores: float | None = None
     host_busy_pct: float | None = None
     pg_cores: float | None = None      # PostgreSQL's processes (all backends), over the same interval
@@ -66,7 +67,7 @@ def hub_result(config: str, submitted: dict[str, float], returned: dict[str, flo
     in_submit = [(returned[m] - submitted[m]) * 1000 for m in submitted]
     return finish(config, submitted, acked, cpu, unloaded_p50_ms=unloaded[0], unloaded_p99_ms=unloaded[1],
                   ingress_rate=len(submitted) / (max(returned.values()) - min(submitted.values())),
-                  submit_p50_ms=percentile(in_submit, 50))
+                  submit_p50_ms=percentile(in_submit, 50), submit_p99_ms=percentile(in_submit, 99))
 
 
 def wait_all(ids: Sequence[str], acked: dict[str, float], timeout: float, what: str) -> None:

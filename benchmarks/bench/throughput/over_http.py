@@ -1,7 +1,9 @@
 """The hub as `wib-hub serve` in its own process (API + relay + route consumers, as deployed on one
 machine), driven through its HTTP API (--http): clients POST /v1/applications, inboxes GET
 /v1/inbox and POST /v1/inbox/ack, each an httpx client with one keep-alive connection. With
---http-batch N the clients POST /v1/messages:batch, N applications per request, instead."""
+--http-batch N the clients POST /v1/messages:batch, N applications per request, instead; with
+--http-rate R they send R requests per second between them (open loop) instead of as fast as
+answered (closed loop), and the time in a request counts from when it was due."""
 from __future__ import annotations
 
 import argparse
@@ -107,8 +109,16 @@ def run_over_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Res
                 http, chunk = job
                 if args.http_batch:
                     return batches(http, chunk, args.http_batch)
+                # --http-rate: open loop, each client on its own schedule; a request's time counts from
+                # when it was due, so a server that falls behind shows it (no coordinated omission)
+                every = len(portals) / args.http_rate if args.http_rate else 0.0
+                due = time.perf_counter() + every * portals.index(http) / len(portals)
                 for payload in chunk:
-                    t0 = time.perf_counter()
+                    if every:
+                        time.sleep(max(0.0, due - time.perf_counter()))
+                        t0, due = due, due + every
+                    else:
+                        t0 = time.perf_counter()
                     r = http.post("/v1/applications", json=payload)
                     if r.status_code != 202:
                         raise RuntimeError(f"POST /v1/applications: {r.status_code} {r.text[:300]}")
@@ -135,7 +145,8 @@ def run_over_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Res
             return r.json()["message_id"]
 
         unloaded = probe(send_one, acked, args.probe) if args.probe else (float("nan"),) * 2
-        label = f"hub, {config}, HTTP" + (f", batch {args.http_batch}" if args.http_batch else "")
+        label = f"hub, {config}, HTTP" + (f", batch {args.http_batch}" if args.http_batch else "") \
+            + (f", {args.http_rate:g} requests/s offered" if args.http_rate else "")
         result = hub_result(label, submitted, returned, acked, usage, unloaded)
         stop.set()
         for t in inbox_threads:

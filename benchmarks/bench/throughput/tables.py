@@ -15,14 +15,15 @@ TARGET_RATIO = 0.30
 def detail_table(results: list[Result]) -> Table:
     t = Table(title="Runs in detail", title_justify="left")
     for col in ("configuration", "msgs", "wall s", "msgs/s", "p50 ms", "p99 ms", "1-at-a-time p50 ms",
-                "1-at-a-time p99 ms", "ingress/s", "in submit() p50 ms", "Python CPU (cores)", "host busy %",
+                "1-at-a-time p99 ms", "ingress/s", "in submit() p50 / p99 ms", "Python CPU (cores)", "host busy %",
                 "host CPU ms/msg", "CPU ms/msg: Python · PG · MQ", "checks"):
         t.add_column(col, justify="left" if col in ("configuration", "checks") else "right")
     for r in results:
         checks = f"{r.notes['audit_events']} events, chain {r.notes['audit']}" if "audit" in r.notes else ""
         t.add_row(r.config, str(r.messages), fmt(r.wall_s, ".2f"), fmt(r.rate), fmt(r.p50_ms, ".1f"),
                   fmt(r.p99_ms, ".1f"), fmt(r.unloaded_p50_ms, ".1f"), fmt(r.unloaded_p99_ms, ".1f"),
-                  fmt(r.ingress_rate), fmt(r.submit_p50_ms, ".1f"), fmt(r.py_cores, ".2f"),
+                  fmt(r.ingress_rate), f"{fmt(r.submit_p50_ms, '.1f')} / {fmt(r.submit_p99_ms, '.1f')}",
+                  fmt(r.py_cores, ".2f"),
                   fmt(r.host_busy_pct), fmt(host_ms_per_message(r), ".2f"), split_ms_per_message(r), checks)
     return t
 

@@ -33,14 +33,14 @@ MAX_DETAILS_BYTES = 16 * 1024
 _CURSOR = re.compile(r"^([0-9]{1,16})\.([A-Za-z0-9._:-]{1,64})$")
 
 
-def utc_now() -> datetime:
+async def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 NowDep = Annotated[datetime, Depends(utc_now)]
 
 
-def channel(hub: HubDep, caller: CallerDep) -> Caller:
+async def channel(hub: HubDep, caller: CallerDep) -> Caller:
     """The caller, if it may bring a request (the portal, or a controller that received one directly)."""
     if not rights.may_bring_requests(hub.registry, caller.party):
         raise NotAuthorised("rights requests come from the portal or a controller (DVZ, a region)",
@@ -48,7 +48,7 @@ def channel(hub: HubDep, caller: CallerDep) -> Caller:
     return caller
 
 
-def controller(caller: CallerDep) -> Caller:
+async def controller(caller: CallerDep) -> Caller:
     """The caller, if it is a controller (DVZ, a region; Art. 29)."""
     rights.require_controller(caller.party)
     return caller

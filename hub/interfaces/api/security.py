@@ -31,7 +31,7 @@ def require_officer(caller: Caller) -> None:
         raise NotAuthorised("the audit trail is open to the security officer only", code="not_security_officer")
 
 
-def officer(caller: CallerDep) -> Caller:
+async def officer(caller: CallerDep) -> Caller:
     """The caller, if it is the security officer (checked before the parameters are validated)."""
     require_officer(caller)
     return caller

@@ -38,7 +38,7 @@ PermitType = Annotated[str | None, Query(max_length=40, description="the applica
 Cell = Annotated[int | str, Field(description='a count; in a breakdown by nationality 1..4 read "<5"')]
 
 
-def recipient(hub: HubDep, caller: CallerDep) -> Caller:
+async def recipient(hub: HubDep, caller: CallerDep) -> Caller:
     """The caller, if it draws statistics (DVZ and the regional authorities, Art. 31–32)."""
     require_recipient(hub.registry, caller.party)
     return caller
