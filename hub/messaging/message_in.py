@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.domain.errors import MalformedMessage
-from hub.domain.problems import validation_issue
+from hub.domain.errors import HubError, MalformedMessage
+from hub.domain.problems import for_error, validation_issue
 from hub.domain.values import strict_loads
 
-__all__ = ["MESSAGE_ID", "MessageIn", "read_message"]
+__all__ = ["MESSAGE_ID", "MessageIn", "accepted_body", "answer_of", "read_message"]
 
 MESSAGE_ID = r"^[A-Za-z0-9._:-]+$"   # a sender's own message id
 
@@ -41,3 +41,19 @@ def read_message(body: bytes) -> MessageIn:
     except ValidationError as err:
         issues = [validation_issue({**e, "loc": ("body", *e.get("loc", ()))}) for e in err.errors()]
         raise MalformedMessage(issues, code="malformed_message") from None
+
+
+def accepted_body(accepted: Any) -> dict[str, Any]:
+    """What the sender is told of a message taken (an ingress.Accepted): 202 new, 200 a retry."""
+    return {"status": 200 if accepted.duplicate else 202, "message_id": accepted.message_id,
+            "dossier_id": accepted.dossier_id, "recipients": list(accepted.recipients),
+            "duplicate": accepted.duplicate}
+
+
+def answer_of(answer: Any, instance: str | None = None) -> dict[str, Any]:
+    """One message's answer where several are answered at once (the batch endpoint, the ingress
+    queue's replies): accepted_body, or {"status", "problem"} with the RFC 9457 body the single
+    route answers for that refusal."""
+    if isinstance(answer, HubError):
+        return {"status": answer.status, "problem": for_error(answer, instance)}
+    return accepted_body(answer)

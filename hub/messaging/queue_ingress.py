@@ -27,7 +27,6 @@ the first of each kind at once, its repeats counted.
 """
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Sequence
@@ -37,15 +36,15 @@ from typing import Any
 import structlog
 
 from hub.audit.refusals import RefusalLog
+from hub.domain import jsonbytes
 from hub.domain.envelope import new_id
 from hub.domain.errors import HubError, MalformedMessage, NotAuthenticated, PayloadTooLarge
-from hub.domain.problems import for_error
 from hub.infra.auth import valid_acting_person
 from hub.infra.store.db import is_unavailable
 from hub.infra.transport import CORRELATION_ID, Delivery, Transport, Unavailable
 from hub.infra.transport.base import Item
 from hub.messaging.ingress import MAX_BATCH, Accepted, Ingress, Submission, submit_many
-from hub.messaging.message_in import MESSAGE_ID, read_message
+from hub.messaging.message_in import MESSAGE_ID, answer_of, read_message
 from hub.messaging.queues import INGRESS_QUEUE, ingress_queue, reply_queue
 
 __all__ = ["ACTING_PERSON_HEADER", "QueueIngress", "reply_for"]
@@ -139,7 +138,7 @@ class QueueIngress:
         body = reply_for(answer, instance=self.queue)
         correlation = d.correlation_id or d.message_id or _body_message_id(answer)
         headers = {CORRELATION_ID: correlation} if correlation else None
-        return (self.replies, new_id(), json.dumps(body, ensure_ascii=False).encode(), headers)
+        return (self.replies, new_id(), jsonbytes.dumps(body), headers)
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -156,15 +155,11 @@ class QueueIngress:
 
 
 def reply_for(answer: Accepted | HubError | None, instance: str | None = None) -> dict[str, Any]:
-    """The answer to one message, as its reply body."""
-    if isinstance(answer, Accepted):
-        return {"status": 200 if answer.duplicate else 202, "message_id": answer.message_id,
-                "dossier_id": answer.dossier_id, "recipients": list(answer.recipients),
-                "duplicate": answer.duplicate}
+    """The answer to one message, as its reply body (the batch endpoint's answer to it)."""
     if answer is None:   # cannot be: every delivery has an answer; said rather than assumed
         answer = HubError("no answer", code="internal_error")
         answer.status = 500
-    return {"status": answer.status, "problem": for_error(answer, instance)}
+    return answer_of(answer, instance)
 
 
 def _body_message_id(answer: Accepted | HubError | None) -> str | None:

@@ -7,15 +7,15 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from hub.domain.errors import HubError, NotFound
+from hub.domain.errors import NotFound
 from hub.infra.auth import Caller
 from hub.interfaces.api.deps import CallerDep, HubDep, StrictRoute
 from hub.interfaces.api.hardening import INT_MAX
 from hub.interfaces.api.openapi import BODY_SCHEMA
-from hub.interfaces.api.problems import Problem, for_error, problem_responses
+from hub.interfaces.api.problems import Problem, problem_responses
 from hub.messaging.inbox import acknowledge, read_dossier, read_inbox
 from hub.messaging.ingress import MAX_BATCH, Submission, submit, submit_many
-from hub.messaging.message_in import MessageIn
+from hub.messaging.message_in import MessageIn, accepted_body, answer_of
 
 router = APIRouter(prefix="/v1", tags=["authorities"], route_class=StrictRoute)
 
@@ -159,17 +159,10 @@ class Flows(BaseModel):
     flows: list[FlowSummary]
 
 
-def accepted_status(accepted) -> int:
-    return 200 if accepted.duplicate else 202
-
-
-def accepted_body(accepted) -> dict[str, Any]:
-    return {"message_id": accepted.message_id, "dossier_id": accepted.dossier_id,
-            "recipients": list(accepted.recipients), "duplicate": accepted.duplicate}
-
-
 def accepted_answer(accepted) -> JSONResponse:
-    return JSONResponse(accepted_body(accepted), status_code=accepted_status(accepted))
+    body = accepted_body(accepted)
+    status = body.pop("status")
+    return JSONResponse(body, status_code=status)
 
 
 def submission_of(caller: Caller, msg: MessageIn) -> Submission:
@@ -177,14 +170,6 @@ def submission_of(caller: Caller, msg: MessageIn) -> Submission:
     return Submission(flow_id=msg.flow, sender=caller.party, payload=msg.payload, recipients=tuple(msg.recipients),
                       dossier_id=msg.dossier_id, correlation_id=msg.correlation_id, message_id=msg.message_id,
                       acting_person=caller.acting_person)
-
-
-def batch_result(answer: Any, instance: str) -> dict[str, Any]:
-    """One message's answer in a batch: as POST /v1/messages would have answered it (a refusal is
-    already on the record: submit_many audited it)."""
-    if isinstance(answer, HubError):
-        return {"status": answer.status, "problem": for_error(answer, instance)}
-    return {"status": accepted_status(answer), **accepted_body(answer)}
 
 
 @router.post("/messages", operation_id="sendMessage",
@@ -218,7 +203,7 @@ def send_messages(request: Request, hub: HubDep, caller: CallerDep,
     single route would have answered. The store being away is a 503 for the whole batch: send it
     again with the same message ids, and a message already taken is answered as a duplicate."""
     answers = submit_many(hub.ingress, [submission_of(caller, m) for m in batch.messages])
-    return JSONResponse({"results": [batch_result(a, request.url.path) for a in answers]})
+    return JSONResponse({"results": [answer_of(a, request.url.path) for a in answers]})
 
 
 @router.get("/inbox", operation_id="listInbox",
