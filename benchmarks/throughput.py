@@ -80,6 +80,8 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="drive the hub through the HTTP API of `wib-hub serve` (its own process) instead")
     p.add_argument("--http-batch", type=int, metavar="N",
                    help="with --http: clients POST /v1/messages:batch, N messages per request (default: one per request)")
+    p.add_argument("--http-processes", type=int, metavar="N",
+                   help="with --http: `wib-hub api --processes N` and a `wib-hub worker` instead of `serve`")
     p.add_argument("--http-rate", type=float, metavar="R",
                    help="with --http: clients send R requests per second in all (open loop; default: closed loop)")
     p.add_argument("--amqp-ingress", action="store_true",

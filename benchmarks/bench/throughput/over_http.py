@@ -3,7 +3,9 @@ machine), driven through its HTTP API (--http): clients POST /v1/applications, i
 /v1/inbox and POST /v1/inbox/ack, each an httpx client with one keep-alive connection. With
 --http-batch N the clients POST /v1/messages:batch, N applications per request, instead; with
 --http-rate R they send R requests per second between them (open loop) instead of as fast as
-answered (closed loop), and the time in a request counts from when it was due."""
+answered (closed loop), and the time in a request counts from when it was due; with
+--http-processes N the hub runs as in production, `wib-hub api --processes N` beside a
+`wib-hub worker`, instead of one `serve`."""
 from __future__ import annotations
 
 import argparse
@@ -42,13 +44,26 @@ def _wait_ready(base: str, server: subprocess.Popen, log_path: Path) -> None:
         time.sleep(0.2)
 
 
+def _children(pid: int) -> list[int]:
+    """The processes `wib-hub api --processes N` forked (Linux /proc)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def run_over_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Result:
     """One run through the API; the store is checked after `serve` stopped (it sealed the tail)."""
     st = setup.settings
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server, log_path = start_hub_process(st, ["serve"], HUB_HOST="127.0.0.1", HUB_PORT=str(port),
-                                         HUB_TOKEN_TTL_SECONDS="3600")
+    env = dict(HUB_HOST="127.0.0.1", HUB_PORT=str(port), HUB_TOKEN_TTL_SECONDS="3600")
+    worker = None
+    if args.http_processes:   # the production shape: N API processes on one port, the workers apart
+        server, log_path = start_hub_process(st, ["api", "--processes", str(args.http_processes)], **env)
+        worker, _ = start_hub_process(st, ["worker", "--routers", str(args.routers)])
+    else:
+        server, log_path = start_hub_process(st, ["serve"], **env)
     try:
         _wait_ready(base, server, log_path)
         secrets = json.loads(st.resolved_clients_file().read_text())
@@ -132,7 +147,8 @@ def run_over_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Res
         warm, _ = load(payloads(args.warmup, offset=1_000_000))
         wait_all(list(warm), acked, args.timeout, f"{config} warm-up (HTTP)")
         batch = payloads(args.messages, offset=0)
-        cpu = CpuMeter(include_self=False, pids=[server.pid])  # the hub's process, not the HTTP clients
+        # the hub's processes (API children and worker included), not the HTTP clients
+        cpu = CpuMeter(include_self=False, pids=[server.pid, *_children(server.pid)] + ([worker.pid] if worker else []))
         submitted, returned = load(batch)
         wait_all(list(submitted), acked, args.timeout, f"{config} (HTTP)")
         usage = cpu.stop()
@@ -146,6 +162,7 @@ def run_over_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Res
 
         unloaded = probe(send_one, acked, args.probe) if args.probe else (float("nan"),) * 2
         label = f"hub, {config}, HTTP" + (f", batch {args.http_batch}" if args.http_batch else "") \
+            + (f", api ×{args.http_processes} + worker" if args.http_processes else "") \
             + (f", {args.http_rate:g} requests/s offered" if args.http_rate else "")
         result = hub_result(label, submitted, returned, acked, usage, unloaded)
         stop.set()
@@ -155,6 +172,8 @@ def run_over_http(config: str, setup: HubSetup, args: argparse.Namespace) -> Res
             c.close()
     finally:
         stop_hub_process(server)  # uvicorn stops, then `serve` closes the hub
+        if worker is not None:
+            stop_hub_process(worker)
     engine = open_engine(st.resolved_database_url())
     try:
         # the token requests leave audit events of their own: the deliveries are counted, not the events

@@ -100,9 +100,16 @@ def _config(connection) -> Config:
     return cfg
 
 
+# Taken by every process that migrates: API processes and workers starting together on a new store
+# migrate one after the other (the others then find nothing left to do), never side by side.
+MIGRATION_LOCK = 0x77_69_62_68   # "wibh", a PostgreSQL advisory lock key
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (idempotent)."""
+    """Bring the schema to `revision` (idempotent; on PostgreSQL one process at a time)."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":   # held until this transaction ends
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         command.upgrade(_config(conn), revision)
 
 
