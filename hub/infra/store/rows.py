@@ -13,7 +13,7 @@ defaults are not for this path (the message path's have none: schema.py).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -34,15 +34,10 @@ def _insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows:
         conn.execute(_core_insert(table), list(rows))
         return
     sql, json_at = _copy(table, columns)
-    from psycopg.types.json import Json
     from psycopg import errors
     try:
         with conn.connection.driver_connection.cursor() as cur, cur.copy(sql) as copy:
-            for row in rows:
-                values = [row[c] for c in columns]
-                for i in json_at:
-                    if values[i] is not None:
-                        values[i] = Json(values[i])
+            for values in _values(rows, columns, json_at):
                 copy.write_row(values)
     except errors.IntegrityError as err:
         raise IntegrityError(sql, None, err) from err
@@ -62,22 +57,25 @@ def _insert_new_rows(conn: Connection, table: Table, columns: tuple[str, ...], r
     if conn.dialect.name != "postgresql":
         return {tuple(r) for r in conn.execute(_core_insert_new(table, key), list(rows))}
     sql, json_at = _insert_new(table, columns, key)
-    from psycopg.types.json import Json
-    params = []
-    for row in rows:
-        values = [row[c] for c in columns]
-        for i in json_at:
-            if values[i] is not None:
-                values[i] = Json(values[i])
-        params.append(values)
     new: set[tuple[Any, ...]] = set()
     with conn.connection.driver_connection.cursor() as cur:
-        cur.executemany(sql, params, returning=True)
+        cur.executemany(sql, list(_values(rows, columns, json_at)), returning=True)
         while True:
             new.update(tuple(r) for r in cur.fetchall())
             if not cur.nextset():
                 break
     return new
+
+
+def _values(rows: Sequence[dict[str, Any]], columns: tuple[str, ...], json_at: tuple[int, ...]) -> Iterator[list[Any]]:
+    """Each row's values in `columns` order, JSON columns wrapped for the driver (None stays NULL)."""
+    from psycopg.types.json import Json
+    for row in rows:
+        values = [row[c] for c in columns]
+        for i in json_at:
+            if values[i] is not None:
+                values[i] = Json(values[i])
+        yield values
 
 
 def _by_columns(rows: Sequence[dict[str, Any]]) -> list[tuple[tuple[str, ...], list[dict[str, Any]]]]:
