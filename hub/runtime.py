@@ -1,6 +1,7 @@
 """The worker threads of a hub process (`wib-hub serve`, `wib-hub worker`): the outbox relay, the
-route consumers, the AMQP ingress consumers (one per party with `ingress: queue`), the enricher, and the periodic work — sealing the audit tail, the statutory clocks,
-retention. hub.bootstrap builds the parts; this module only runs them, and keeps them running.
+route consumers, the AMQP ingress consumers (one per party with `ingress: queue`), the enricher, and
+the periodic work — sealing the audit tail, the statutory clocks, retention. hub.bootstrap builds the
+parts; this module only runs them, and keeps them running.
 
 Every thread runs under a supervisor: a loop that raises is logged once and started again with
 back-off; one that keeps failing (`GIVE_UP` crashes in a row, each within `STEADY_S` of its start)
