@@ -142,10 +142,28 @@ class RunningSimulator:
         self.thread.join(timeout=10)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+# Ports for a server to listen on are picked below the kernel's ephemeral range (32768-60999 by
+# default), where no client socket takes one between the pick and the server's bind: a port the
+# kernel hands out for port 0 is in that range, and an outgoing connection (to PostgreSQL, to
+# RabbitMQ) may get the same number as its own local port a moment later ("address already in use").
+LISTEN_PORTS = range(20000, 32700)
+_RESERVED = frozenset({25672})   # RabbitMQ's distribution port (AMQP + 20000)
+_pick = random.Random()
+
+
+def free_port(host: str = "127.0.0.1", avoid: frozenset[int] | set[int] = frozenset()) -> int:
+    """A port nothing listens on or is bound to now, below the ephemeral range (see LISTEN_PORTS)."""
+    for _ in range(1000):
+        port = _pick.randrange(LISTEN_PORTS.start, LISTEN_PORTS.stop)
+        if port in _RESERVED or port in avoid:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {LISTEN_PORTS.start}-{LISTEN_PORTS.stop - 1}")
 
 
 def serve_in_thread(name: str, app: FaultInjector, host: str = "127.0.0.1", port: int = 0) -> RunningSimulator:

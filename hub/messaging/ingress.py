@@ -258,18 +258,15 @@ def _duplicates(ing: Ingress, batch: Sequence[Submission]) -> dict[str, Stored]:
 
 
 def _answer_duplicate(ing: Ingress, s: Submission, stored: Stored) -> Accepted:
+    """The first answer to a message id already used by this sender for this payload; a message id
+    used for another message is refused."""
     if stored.sender != s.sender or not _same_payload(ing, s, stored.payload_hash, stored.dossier_id):
         raise MalformedMessage("message_id already used for another message", code="message_id_reused")
     return Accepted(s.message_id, stored.dossier_id, stored.recipients, duplicate=True)
 
 
-def reject(ing: Ingress, s: Submission, err: HubError, t: Transit | None = None) -> None:
-    """The one trace a refused message leaves: who tried what, why it was refused, the payload's hash."""
-    err.audited = True
-    ing.work.record([_rejected(err, s, t)])
-
-
 def _rejected(err: HubError, s: Submission, t: Transit | None) -> AuditEvent:
+    """The one trace a refused message leaves: who tried what, why it was refused, the payload's hash."""
     flow = t.flow if t else None
     try:
         digest = payload_hash(s.payload)
@@ -304,13 +301,6 @@ def _bound(registry: Registry, flow: Flow, sender: str, dossier: dict[str, Any],
     if not flow.creates_dossier:
         values["dossier.region"] = _REGION_NAMES[dossier["competent_region"]]
     return contract.bind(payload, values)
-
-
-def _duplicate(ing: Ingress, conn: Any, s: Submission) -> Accepted | None:
-    """The first answer to a message id already used by this sender for this payload; a message id
-    used for another message is refused."""
-    stored = stored_message(conn, s.message_id)
-    return None if stored is None else _answer_duplicate(ing, s, stored)
 
 
 def _same_payload(ing: Ingress, s: Submission, stored_hash: str, dossier_id: str | None) -> bool:

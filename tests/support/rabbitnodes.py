@@ -40,13 +40,10 @@ SHARED_PORTS = {5672, 15672, 25672, 4369}
 
 
 def free_port(avoid: set[int] = frozenset()) -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        # the distribution port is AMQP port + 20000 by default: keep both clear of the shared node's
-        if port not in SHARED_PORTS and port not in avoid and port + 20000 < 65536:
-            return port
+    """A port to listen on, below the ephemeral range (adapters.simulator.free_port says why); the
+    distribution port is AMQP port + 20000 by default: both are kept clear of the shared node's."""
+    from adapters.simulator import free_port as pick
+    return pick(avoid=set(avoid) | SHARED_PORTS | {p - 20000 for p in SHARED_PORTS})
 
 
 def port_open(port: int, timeout: float = 0.2) -> bool:

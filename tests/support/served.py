@@ -12,7 +12,6 @@ Also what the tests that count rows share: `stored_counts`, `dossier_row`, `audi
 """
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -31,9 +30,9 @@ KINDS = ("sqlite", "postgres")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port to listen on, below the ephemeral range (adapters.simulator.free_port says why)."""
+    from adapters.simulator import free_port as pick
+    return pick()
 
 
 @contextmanager
