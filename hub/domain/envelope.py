@@ -60,10 +60,10 @@ class Envelope:
             object.__setattr__(self, "payload_hash", payload_hash(self.payload))
 
     def to_bytes(self) -> bytes:
-        data = {name: getattr(self, name) for name in _FIELDS}   # no deep copy, unlike asdict
-        data["recipients"] = list(self.recipients)
-        data["received_at"] = self.received_at.isoformat()
-        return jsonbytes.dumps(data)
+        header = {name: getattr(self, name) for name in _HEADER}   # no deep copy, unlike asdict
+        header["recipients"] = list(self.recipients)
+        header["received_at"] = self.received_at.isoformat()
+        return envelope_bytes(header, jsonbytes.dumps(self.payload))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Envelope":
@@ -73,7 +73,7 @@ class Envelope:
         return cls(**data)
 
 
-_FIELDS = tuple(f.name for f in fields(Envelope))
+_HEADER = tuple(f.name for f in fields(Envelope) if f.name != "payload")   # what goes with the payload
 
 
 def envelope_bytes(header: dict[str, Any], payload_json: bytes) -> bytes:

@@ -29,8 +29,6 @@ DOCUMENT_LISTS = ("identity_documents", "medical_documents", "criminal_record_do
 
 # Built once: statement construction is a measurable share of a message's cost.
 # The columns the state machine reads (hub.domain.dossier): everything but the stored application.
-_SELECT_DOSSIER = select(*(c for c in dossiers.c if c.name != "application")) \
-    .where(dossiers.c.id == bindparam("dossier_id"))
 _SELECT_DOSSIERS = select(*(c for c in dossiers.c if c.name != "application")) \
     .where(dossiers.c.id.in_(bindparam("dossier_ids", expanding=True)))
 _SELECT_MESSAGES = select(messages.c.id, messages.c.sender, messages.c.payload_hash, messages.c.dossier_id,
@@ -46,15 +44,12 @@ class Stored(NamedTuple):
     recipients: tuple[str, ...]
 
 
-def load_dossier(reads: Engine, dossier_id: str | None, known: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def load_dossier(reads: Engine, dossier_id: str | None,
+                 known: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The dossier as the state machine reads it; `known`: dossiers read already (a batch's)."""
     if not dossier_id:
         raise MalformedMessage("this flow needs a dossier_id")
-    if known is not None and isinstance(dossier_id, str):
-        row = known.get(dossier_id)
-    else:
-        with reads.connect() as conn:
-            row = conn.execute(_SELECT_DOSSIER, {"dossier_id": dossier_id}).mappings().first()
+    row = (known if known is not None else load_dossiers(reads, [dossier_id])).get(dossier_id)
     if row is None:
         raise UnknownDossier(f"no dossier {dossier_id}")
     return dict(row)

@@ -118,7 +118,7 @@ def authorise(ing: Ingress, t: Transit) -> Transit:
         t.dossier = {"id": new_id(), "competent_region": region_party(s.payload["competent_region"]),
                      "state": None, "application_kind": s.payload["application_kind"]}
     else:
-        t.dossier = dict(load_dossier(ing.work.reads, s.dossier_id or s.payload.get("dossier_id"), t.known))
+        t.dossier = dict(load_dossier(ing.work.reads, _dossier_of(s), t.known))
         policy.check_sender(flow, s.sender, t.dossier)
     t.payload = _bound(ing.registry, flow, s.sender, t.dossier, s.payload)
     s.recipients = policy.recipients_for(ing.registry, flow, t.dossier, s.sender, s.recipients)

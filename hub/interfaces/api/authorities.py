@@ -199,8 +199,8 @@ def send_messages(request: Request, hub: HubDep, caller: CallerDep,
     """Each message is checked and taken as POST /v1/messages would (its own message id, its own
     answer, in order; messages about the same dossier in the order given), and those taken are
     stored together (one transaction; a message about a dossier met earlier in the batch goes in the
-    next one, after it). The answer is 200 whatever each message's fate: `results[i]` is the answer to `messages[i]`, a refusal the problem the
-    single route would have answered. The store being away is a 503 for the whole batch: send it
+    next one, after it). The answer is 200 whatever each message's fate: `results[i]` is the answer
+    to `messages[i]`, a refusal the problem the single route would have answered. The store being away is a 503 for the whole batch: send it
     again with the same message ids, and a message already taken is answered as a duplicate."""
     answers = submit_many(hub.ingress, [submission_of(caller, m) for m in batch.messages])
     return JSONResponse({"results": [answer_of(a, request.url.path) for a in answers]})

@@ -137,19 +137,17 @@ def api(host: Annotated[Optional[str], typer.Option()] = None,
             raise typer.Exit(3) from err
         console.print(f"wib-hub api: {processes} processes on http://{host}:{port}", markup=False, highlight=False)
         raise typer.Exit(run_processes(processes, sock, lambda s: _api_process(settings, host, port, s)))
-    hub = _build(settings)
-    try:
-        _run_api(hub, host, port)
-    finally:
-        hub.close()
+    if code := _api_process(settings, host, port):
+        raise typer.Exit(code)
 
 
-def _api_process(settings: Settings, host: str, port: int, sock) -> int:
-    """One of `api --processes N`: its own hub on the shared socket; what it exits with."""
+def _api_process(settings: Settings, host: str, port: int, sock=None) -> int:
+    """One API process: its own hub (on the shared socket of `api --processes N`, if given); what it
+    exits with."""
     try:
         hub = _build(settings)
         try:
-            _run_api(hub, host, port, sockets=[sock])
+            _run_api(hub, host, port, sockets=None if sock is None else [sock])
         finally:
             hub.close()
     except typer.Exit as done:

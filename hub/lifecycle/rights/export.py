@@ -19,7 +19,8 @@ from hub.domain.categories import SPECIAL_CATEGORIES
 from hub.domain.envelope import iso_utc
 from hub.domain.errors import MalformedMessage
 from hub.domain.flows import Registry
-from hub.infra.store.schema import deliveries, dossier_clocks, dossiers, enrichments, rights_requests, stored_application
+from hub.infra.store.schema import (deliveries, dossier_clocks, dossiers, enrichments, rights_requests,
+                                   stored_application)
 from hub.infra.store.unit_of_work import UnitOfWork
 from hub.lifecycle.rights.requests import (
     EXPORT_FORMAT, EXPORT_KINDS, LEGAL_BASIS, request_from_row, check_identifiers, own_request, subject_filter,
@@ -104,7 +105,8 @@ def export_subject(work: UnitOfWork, registry: Registry, *, insz: str | None = N
     why = f"rights export{' request ' + request_id if request_id else ''}"
     with work.transaction(now) as tx:
         conn = tx.conn
-        found = conn.execute(select(*(c for c in dossiers.c if c.name != "application"), stored_application).where(subject_filter(dossiers, insz, passport))
+        found = conn.execute(select(*(c for c in dossiers.c if c.name != "application"), stored_application)
+                             .where(subject_filter(dossiers, insz, passport))
                              .order_by(dossiers.c.created_at, dossiers.c.id)).mappings().all()
         out, events = [], []
         for d in found:
